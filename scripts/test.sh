@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh
+bash scripts/setup_system.sh
 source scripts/env.sh
 trap 'bash scripts/clean_debris.sh' EXIT
 bash scripts/loopback.sh python -m pytest "$@"
