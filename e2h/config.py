@@ -43,10 +43,13 @@ class DataSection(Section):
     processbench: list[str] = Field(
         default_factory=lambda: ["../shared/data/processbench_gsm8k.jsonl", "../shared/data/processbench_math.jsonl"]
     )
-    train_levels: list[int] = Field(default_factory=lambda: [1, 2, 3])
+    train_levels: list[int] = Field(default_factory=lambda: [1, 2, 3])  # levels the PRM / SFT data may come from
+    prompt_levels: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])  # PPO prompts: all levels (§1.7)
     validation_size: int = 500
     validation_seed: int = 1234
-    max_prm_tokens: int = 736
+    # PRM800K problems in neither MATH file have no level; the reference keeps them, we leave them out by default
+    include_additional_prm800k: bool = False
+    max_prm_tokens: int = 736  # applied where a tokenizer is known (prm.dataset), not at data preparation
 
 
 class WorldSection(Section):
@@ -124,7 +127,16 @@ class SampleSection(Section):
     gpus_per_actor: float = 0
     tensor_parallel_size: int = 1
     max_model_len: int = 2048
-    dtype: str = "auto"
+    dtype: str = "auto"  # auto: float32 on CPU (vLLM CPU kernels), the checkpoint's dtype on GPU
+    backend: Literal["vllm", "hf"] = "vllm"  # hf = transformers.generate (fallback, benchmark baseline)
+    model: str | None = None  # default: <run.out_dir>/sft if it exists, else policy.path
+    prompts: str | None = None  # default: <run.out_dir>/data/prompts_test.jsonl
+    output_dir: str | None = None  # default: <run.out_dir>/samples
+    limit: int | None = None  # sample only the first k problems
+    stop: list[str] = Field(default_factory=list)  # extra stop strings; EOS always stops
+    cut_after_answer: bool = True  # drop text after the answer line (policy/stopping.py)
+    cpus_per_actor: float = 1.0  # Ray CPUs per actor (fractions let 2 actors share 1 core in tests)
+    kv_cache_gib: float | None = None  # None: vLLM's default (VLLM_CPU_KVCACHE_SPACE on CPU, memory fraction on GPU)
 
 
 class ScoreSection(Section):
@@ -171,14 +183,23 @@ class PPOSection(TrainSection):
 
 
 class ServeSection(Section):
-    host: str = "127.0.0.1"
+    """The reranking service (e2h.serve): where it binds, which PRM it loads, batching and request limits."""
+
+    host: str = "127.0.0.1"  # loopback by default; set 0.0.0.0 deliberately to expose it
     port: int = 8000
-    prm_path: str | None = None
-    max_batch_tokens: int = 8192
-    max_wait_ms: float = 10.0
+    prm_path: str | None = None  # default: <run.out_dir>/prm
+    device: str = "auto"  # auto: cuda when present, else cpu
+    max_batch_tokens: int = 8192  # one forward batch holds at most this many (prompt + solution) tokens
+    max_batch_size: int = 256  # and at most this many solutions (1 = no batching; the benchmark baseline)
+    max_wait_ms: float = 10.0  # how long the first queued solution waits for others to join its batch
     max_solutions: int = 64
     max_solution_chars: int = 20000
+    max_problem_chars: int = 8000
     max_body_bytes: int = 4_000_000
+    grader_timeout_s: float = 5.0
+    grader_threads: int = 2  # grading runs in these threads (its timeouts are process-based), never on the event loop
+    replicas: int = 1  # Ray Serve replicas (e2h serve --ray)
+    cpus_per_replica: float = 1.0
 
 
 class RunConfig(Section):
@@ -243,6 +264,16 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] = ()
         return RunConfig.model_validate(tree)
     except ValidationError as err:
         raise ConfigError(_format_validation(err)) from None
+
+
+def add_config_arguments(parser, required: bool = False) -> None:
+    """Give an argparse (sub)parser the arguments every command shares: --config FILE and dotted overrides."""
+    parser.add_argument("--config", "-c", required=required, help="YAML run config (see configs/)")
+    parser.add_argument("overrides", nargs="*", metavar="key.path=value", help="dotted config overrides, e.g. prm.lr=1e-5")
+
+
+def config_from_args(args) -> RunConfig:
+    return load_config(args.config, args.overrides)
 
 
 def save_config(config: RunConfig, directory: str | os.PathLike, name: str = "config.yaml") -> Path:

@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 class RecordError(ValueError):
     """A malformed input record: the message names the file, the line and, where known, the field."""
 
@@ -53,6 +57,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs should get the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

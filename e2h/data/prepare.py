@@ -1,0 +1,192 @@
+"""``e2h data prepare``: build a run's training and evaluation sets from the config, once.
+
+Writes into ``<run.out_dir>/data/``::
+
+    prm_train.jsonl          StepExample   pointwise PRM examples from train-level problems
+    sft_train.jsonl          SFTExample    +1-rated steps as SFT targets
+    prompts_train.jsonl      Problem       PPO / sampling prompts (data.prompt_levels), no held-out problem
+    prompts_validation.jsonl Problem       validation split (MATH: 500 test-origin problems, MATH500's mix)
+    prompts_test.jsonl       Problem       test set (MATH: MATH500)
+    config.yaml                            the resolved config
+    summary.json                           counts per level and per label
+
+and marks the stage ``data`` done in ``<run.out_dir>/manifest.json`` after the files, with a fingerprint of
+the config sections it read: re-running with the same config skips, a changed config rebuilds.
+
+``data.source: math`` reads MATH / MATH500 / PRM800K (local files or hub ids); ``data.source: world`` takes
+problems and labelled solutions from the offline leveled world (``e2h.world``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Iterable
+
+from e2h.config import ConfigError, RunConfig, save_config
+from e2h.data.math import load_math500, load_math_train
+from e2h.data.prm800k import RatedStep, iter_rated_steps, prm_examples, sft_examples
+from e2h.data.rows import normalize_problem_text
+from e2h.data.splits import HeldOut, select_levels, split_validation
+from e2h.jsonl import write_json
+from e2h.manifest import Manifest
+from e2h.records import Problem, SFTExample, StepExample, save_records
+
+STAGE = "data"
+OUTPUTS = ("prm_train", "sft_train", "prompts_train", "prompts_validation", "prompts_test")
+
+
+def data_dir(cfg: RunConfig) -> Path:
+    return cfg.out_path("data")
+
+
+def output_paths(cfg: RunConfig) -> dict[str, Path]:
+    return {name: data_dir(cfg) / f"{name}.jsonl" for name in OUTPUTS}
+
+
+def fingerprint(cfg: RunConfig) -> str:
+    """What the prepared data depends on; a different value means the data must be rebuilt."""
+    parts = {"data": cfg.data.model_dump(mode="json")}
+    if cfg.data.source == "world":
+        parts["world"] = cfg.world.model_dump(mode="json")
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------------------ MATH + PRM800K
+def prm800k_problem_filter(rated: Iterable[RatedStep], train: list[Problem], held: HeldOut,
+                           train_levels: list[int], include_additional: bool, skipped: Counter):
+    """Keep rated steps whose problem may be trained on; fills ``ids`` / ``levels`` for the examples.
+
+    A PRM800K problem (matched to the 12k split by normalised text; PRM800K rows carry no MATH id) is kept when
+    it is not held out and every 12k row with its text is at a train level; a problem in neither MATH file
+    ("additional", no level) only when ``include_additional``. ``skipped`` counts dropped solutions by reason.
+    """
+    by_text: dict[str, list[Problem]] = {}
+    for problem in train:
+        by_text.setdefault(normalize_problem_text(problem.problem), []).append(problem)
+    wanted = set(train_levels)
+    ids: dict[str, str] = {}
+    levels: dict[str, int | None] = {}
+    kept: list[RatedStep] = []
+    decided: dict[str, str | None] = {}  # problem key -> reason it is skipped, None if kept
+    counted: set[tuple[str, int]] = set()
+    for step in rated:
+        key = step.problem_key
+        if key not in decided:
+            matches = by_text.get(key)
+            if held.has_text(step.problem):
+                decided[key] = "held_out"
+            elif matches:
+                found = {p.level for p in matches}
+                if None in found or not found <= wanted:
+                    decided[key] = "other_level"
+                else:
+                    decided[key] = None
+                    ids[key], levels[key] = matches[0].id, max(found)
+            else:
+                decided[key] = None if include_additional else "additional"
+                levels[key] = None
+        reason = decided[key]
+        solution = (step.where, step.line)
+        if solution not in counted:
+            counted.add(solution)
+            skipped[reason or "kept"] += 1
+        if reason is None:
+            kept.append(step)
+    return kept, ids, levels
+
+
+def build_math(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
+    data = cfg.data
+    train_all = load_math_train(data.math_train)
+    math500 = load_math500(data.math500)
+    train_rest, validation = split_validation(train_all, math500, data.validation_size, data.validation_seed)
+    held = HeldOut.of(math500, validation)
+    prompts_train = held.filter(select_levels(train_rest, data.prompt_levels))
+
+    solutions = Counter()
+    rated: list[RatedStep] = []
+    ids: dict[str, str] = {}
+    levels: dict[str, int | None] = {}
+    for source in data.prm800k:
+        kept, source_ids, source_levels = prm800k_problem_filter(
+            iter_rated_steps(source), train_rest, held, data.train_levels, data.include_additional_prm800k,
+            solutions)
+        rated.extend(kept)
+        ids.update(source_ids)
+        levels.update(source_levels)
+    sets = {"prm_train": prm_examples(rated, ids, levels), "sft_train": sft_examples(rated, ids, levels),
+            "prompts_train": prompts_train, "prompts_validation": validation, "prompts_test": math500}
+    return sets, solutions
+
+
+# ------------------------------------------------------------------------------------------------ leveled world
+def build_world(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
+    try:
+        from e2h.world import generate_world, world_sft_examples, world_step_examples
+    except ImportError as err:
+        raise ImportError(f"data.source=world needs the leveled world package e2h.world ({err})") from err
+    splits = generate_world(cfg.world)
+    held = HeldOut.of(splits["validation"], splits["test"])
+    train = held.filter(splits["train"])
+    wanted = set(cfg.data.train_levels)
+    train_level = [p for p in train if p.level in wanted]
+    prm = [ex for ex in world_step_examples(train_level) if ex.level in wanted]
+    sft = [ex for ex in world_sft_examples(train_level) if ex.level in wanted]
+    sets = {"prm_train": prm, "sft_train": sft, "prompts_train": select_levels(train, cfg.data.prompt_levels),
+            "prompts_validation": list(splits["validation"]), "prompts_test": list(splits["test"])}
+    return sets, Counter()
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+def summarize(sets: dict[str, list], solutions: Counter) -> dict:
+    """Rows per level of every set, labelled steps per label for PRM sets, answer-step (eos) targets for SFT."""
+    summary: dict = {}
+    for name, rows in sets.items():
+        entry = {"rows": len(rows), "by_level": _by_level(rows)}
+        if rows and isinstance(rows[0], StepExample):
+            labels = Counter(label for ex in rows for label in ex.labels if label is not None)
+            entry["by_label"] = {_label_name(k): v for k, v in sorted(labels.items())}
+        if rows and isinstance(rows[0], SFTExample):
+            entry["eos"] = sum(ex.eos for ex in rows)
+        summary[name] = entry
+    if solutions:
+        summary["prm800k_rows"] = dict(sorted(solutions.items()))
+    return summary
+
+
+def _by_level(rows: list) -> dict[str, int]:
+    counts = Counter(getattr(row, "level", None) for row in rows)
+    return {("none" if k is None else str(k)): counts[k] for k in sorted(counts, key=lambda k: (k is None, k or 0))}
+
+
+def _label_name(value: float) -> str:
+    return str(int(value)) if value in (0.0, 1.0) else f"{value:g}"
+
+
+def prepare(cfg: RunConfig, force: bool = False) -> dict:
+    """Build and write every set; returns the summary. Skips when the manifest says the same data is done."""
+    for levels_name in ("train_levels", "prompt_levels"):
+        bad = [lv for lv in getattr(cfg.data, levels_name) if lv not in (1, 2, 3, 4, 5)]
+        if bad:
+            raise ConfigError(f"config key 'data.{levels_name}': levels must be 1-5, got {bad}")
+    manifest = Manifest(cfg.out_path("manifest.json"))
+    key = fingerprint(cfg)
+    out = data_dir(cfg)
+    if not force and manifest.is_done(STAGE) and manifest.entries[STAGE].get("fingerprint") == key:
+        summary = manifest.entries[STAGE].get("summary", {})
+        return {**summary, "skipped": True}
+    manifest.forget(STAGE)  # from here on the old outputs no longer count
+
+    sets, solutions = build_math(cfg) if cfg.data.source == "math" else build_world(cfg)
+    paths = output_paths(cfg)
+    for name, rows in sets.items():
+        save_records(paths[name], rows)
+    summary = summarize(sets, solutions)
+    save_config(cfg, out)
+    write_json(out / "summary.json", summary)
+    manifest.mark_done(STAGE, [*paths.values(), out / "config.yaml", out / "summary.json"],
+                       fingerprint=key, source=cfg.data.source, summary=summary)
+    return summary
