@@ -1,0 +1,267 @@
+# Shared by every script in launch/ (sourced, not run): argument parsing, node lists, hostfiles, and printing
+# each command before running it. `--dry-run` prints the commands and runs nothing.
+#
+#   source "$(dirname "$0")/common.sh"
+#   e2h_parse_args "$@"          # sets DRY_RUN NODES_ARG GPUS_ARG PORT_ARG LAUNCHER E2H_COMMANDS CONFIG OVERRIDES EXTRA
+#   e2h_run torchrun ... -m e2h.cli train-prm --config "$CONFIG" "${OVERRIDES[@]}"
+#
+# Nothing here sources scripts/env.sh: that file pins MASTER_ADDR=127.0.0.1 and GLOO_SOCKET_IFNAME=lo for the
+# single-machine tests, which would break a multi-node run. Put cluster settings in E2H_ENV_FILE instead.
+
+set -euo pipefail
+
+E2H_PYTHON=${E2H_PYTHON:-python}
+
+e2h_die() {
+  echo "error: $*" >&2
+  exit 2
+}
+
+e2h_log() {
+  echo "[e2h-launch] $*"
+}
+
+# Print a command as one copy-pasteable shell line, then run it unless --dry-run.
+e2h_run() {
+  local line
+  printf -v line '%q ' "$@"
+  echo "+ ${line% }"
+  if [[ "${DRY_RUN:-0}" == 1 ]]; then return 0; fi
+  "$@"
+}
+
+# Same, but in the background; the pid lands in E2H_BG_PIDS so the exit trap can end it.
+E2H_BG_PIDS=()
+e2h_run_bg() {
+  local line
+  printf -v line '%q ' "$@"
+  echo "+ ${line% } &"
+  if [[ "${DRY_RUN:-0}" == 1 ]]; then return 0; fi
+  "$@" &
+  E2H_BG_PIDS+=("$!")
+}
+
+# One shell-quoted string of a command, for `bash -c` (srun running something that must expand per node).
+e2h_quote() {
+  local line
+  printf -v line '%q ' "$@"
+  echo "${line% }"
+}
+
+# Expand a Slurm node list: "gpu[01-03,07],cpu5" -> one host a line (gpu01 gpu02 gpu03 gpu07 cpu5).
+# Handles zero padding, several bracket groups in one name ("r[1-2]n[1-2]") and plain names. Used when
+# scontrol is not on PATH (a login container, a test); scontrol is preferred when present.
+e2h_expand_nodelist() {
+  local list=$1 item="" depth=0 ch i
+  for ((i = 0; i < ${#list}; i++)); do
+    ch=${list:i:1}
+    if [[ $ch == "[" ]]; then depth=$((depth + 1)); fi
+    if [[ $ch == "]" ]]; then depth=$((depth - 1)); fi
+    if [[ $ch == "," && $depth == 0 ]]; then
+      _e2h_expand_one "$item"
+      item=""
+    else
+      item+=$ch
+    fi
+  done
+  if ((depth != 0)); then e2h_die "node list '$list' has unbalanced brackets"; fi
+  if [[ -n $item ]]; then _e2h_expand_one "$item"; fi
+}
+
+_e2h_expand_one() {
+  local name=$1
+  if [[ $name != *"["* ]]; then
+    echo "$name"
+    return
+  fi
+  local prefix=${name%%\[*} rest=${name#*\[}
+  local ranges=${rest%%\]*} suffix=${rest#*\]}
+  local part lo hi width n
+  IFS=',' read -ra parts <<<"$ranges"
+  for part in "${parts[@]}"; do
+    if [[ $part =~ ^([0-9]+)-([0-9]+)$ ]]; then
+      lo=${BASH_REMATCH[1]} hi=${BASH_REMATCH[2]}
+    elif [[ $part =~ ^[0-9]+$ ]]; then
+      lo=$part hi=$part
+    else
+      e2h_die "cannot parse node range '$part' in '$name'"
+    fi
+    width=${#lo}
+    for ((n = 10#$lo; n <= 10#$hi; n++)); do
+      _e2h_expand_one "$(printf '%s%0*d%s' "$prefix" "$width" "$n" "$suffix")"
+    done
+  done
+}
+
+# The job's hosts, one a line: scontrol when available, the parser above otherwise.
+e2h_slurm_hosts() {
+  local list=${SLURM_JOB_NODELIST:-${SLURM_NODELIST:-}}
+  if [[ -z $list ]]; then e2h_die "SLURM_JOB_NODELIST is not set: submit with sbatch, or use launch/multinode_ssh.sh"; fi
+  if command -v scontrol >/dev/null 2>&1; then
+    scontrol show hostnames "$list"
+  else
+    e2h_expand_nodelist "$list"
+  fi
+}
+
+# Hosts from an MPI-style hostfile ("host slots=8", comments and blank lines allowed).
+e2h_hostfile_hosts() {
+  local file=$1
+  [[ -f $file ]] || e2h_die "hostfile not found: $file"
+  awk '{sub(/#.*/, "")} NF {print $1}' "$file"
+}
+
+# Processes per node: --gpus-per-node, else Slurm's view of this node's GPUs, else the GPUs nvidia-smi sees.
+e2h_gpus_per_node() {
+  if [[ -n ${GPUS_ARG:-} ]]; then echo "$GPUS_ARG"; return; fi
+  local g=${SLURM_GPUS_ON_NODE:-${SLURM_GPUS_PER_NODE:-}}
+  g=${g##*:}  # "a100:4" -> "4"
+  if [[ -n $g ]]; then echo "$g"; return; fi
+  if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi -L | grep -c '^GPU' && return
+  fi
+  e2h_die "cannot tell how many processes to start per node: pass --gpus-per-node N"
+}
+
+# An IP for a host name (Ray's --node-ip-address wants one); the name itself when it does not resolve here.
+e2h_host_ip() {
+  local ip
+  ip=$(getent hosts "$1" 2>/dev/null | awk '{print $1; exit}') || true
+  echo "${ip:-$1}"
+}
+
+e2h_is_positive_int() {
+  [[ $1 =~ ^[1-9][0-9]*$ ]]
+}
+
+# Parse:  [options] CONFIG [key.path=value ...] [-- extra e2h arguments]
+# Options: --dry-run --nodes N --gpus-per-node G --port P --launcher torchrun|deepspeed --hostfile F
+#          --command NAME (repeatable; for scripts that run several e2h commands)
+#          --no-doctor (skip the `e2h doctor` preflight that runs across all nodes first; or E2H_DOCTOR=0)
+e2h_parse_args() {
+  DRY_RUN=${DRY_RUN:-0} NODES_ARG="" GPUS_ARG="" PORT_ARG="" LAUNCHER="torchrun" HOSTFILE_ARG=""
+  E2H_COMMANDS=() CONFIG="" OVERRIDES=() EXTRA=() RUN_DOCTOR=${E2H_DOCTOR:-1}
+  while (($#)); do
+    case $1 in
+      --dry-run) DRY_RUN=1 ;;
+      --nodes) NODES_ARG=${2:?--nodes needs a value}; shift ;;
+      --gpus-per-node | --nproc) GPUS_ARG=${2:?$1 needs a value}; shift ;;
+      --port) PORT_ARG=${2:?--port needs a value}; shift ;;
+      --launcher) LAUNCHER=${2:?--launcher needs a value}; shift ;;
+      --hostfile) HOSTFILE_ARG=${2:?--hostfile needs a value}; shift ;;
+      --command) E2H_COMMANDS+=("${2:?--command needs a value}"); shift ;;
+      --no-doctor) RUN_DOCTOR=0 ;;
+      -h | --help) e2h_usage; exit 0 ;;
+      --) shift; EXTRA=("$@"); break ;;
+      -*) e2h_die "unknown option '$1' (see --help)" ;;
+      *)
+        if [[ -z $CONFIG ]]; then
+          CONFIG=$1
+        elif [[ $1 == *=* ]]; then
+          OVERRIDES+=("$1")
+        else
+          e2h_die "'$1' is not a config override of the form key.path=value"
+        fi
+        ;;
+    esac
+    shift
+  done
+  [[ -n $CONFIG ]] || { e2h_usage >&2; e2h_die "no config file given"; }
+  [[ -f $CONFIG ]] || e2h_die "config file not found: $CONFIG"
+  [[ -z $NODES_ARG ]] || e2h_is_positive_int "$NODES_ARG" || e2h_die "--nodes must be a positive integer, got '$NODES_ARG'"
+  [[ -z $GPUS_ARG ]] || e2h_is_positive_int "$GPUS_ARG" || e2h_die "--gpus-per-node must be a positive integer, got '$GPUS_ARG'"
+  [[ -z $PORT_ARG ]] || [[ $PORT_ARG =~ ^[0-9]+$ && $PORT_ARG -ge 1024 && $PORT_ARG -le 65535 ]] ||
+    e2h_die "--port must be a number in 1024-65535, got '$PORT_ARG'"
+  [[ $LAUNCHER == torchrun || $LAUNCHER == deepspeed ]] || e2h_die "--launcher must be torchrun or deepspeed, got '$LAUNCHER'"
+  if [[ -n ${E2H_ENV_FILE:-} ]]; then
+    [[ -f $E2H_ENV_FILE ]] || e2h_die "E2H_ENV_FILE not found: $E2H_ENV_FILE"
+    # shellcheck disable=SC1090
+    source "$E2H_ENV_FILE"
+  fi
+}
+
+# Pick the first NODES hosts of HOSTS (an array), checking there are enough; sets NODES, NNODES, MASTER_NODE.
+e2h_select_nodes() {
+  local available=${#HOSTS[@]}
+  ((available > 0)) || e2h_die "the node list is empty"
+  NNODES=${NODES_ARG:-${SLURM_NNODES:-$available}}
+  e2h_is_positive_int "$NNODES" || e2h_die "number of nodes must be a positive integer, got '$NNODES'"
+  ((NNODES <= available)) || e2h_die "asked for $NNODES nodes but the job has $available (${HOSTS[*]})"
+  NODES=("${HOSTS[@]:0:NNODES}")
+  MASTER_NODE=${NODES[0]}
+}
+
+# Write (or, on --dry-run, show) a DeepSpeed/MPI hostfile: "host slots=G" per node.
+e2h_write_hostfile() {
+  local path=$1 slots=$2 host
+  local text=""
+  for host in "${NODES[@]}"; do text+="$host slots=$slots"$'\n'; done
+  if [[ "${DRY_RUN:-0}" == 1 ]]; then
+    e2h_log "hostfile $path (not written: dry run):"
+  else
+    mkdir -p "$(dirname "$path")"
+    printf '%s' "$text" >"$path.tmp" && mv "$path.tmp" "$path"
+    e2h_log "hostfile $path:"
+  fi
+  printf '%s' "$text" | sed 's/^/    /'
+}
+
+# A single node gets loopback; several nodes must not inherit the test-only loopback pinning of scripts/env.sh.
+e2h_multi_node_env() {
+  if ((NNODES > 1)) && [[ ${GLOO_SOCKET_IFNAME:-} == lo ]]; then
+    e2h_log "unsetting GLOO_SOCKET_IFNAME=lo (set by scripts/env.sh for single-machine tests) for a $NNODES-node run"
+    unset GLOO_SOCKET_IFNAME
+  fi
+}
+
+# Where launch files (hostfiles) go: shared disk, next to the repo, one folder per job.
+e2h_launch_dir() {
+  echo "${E2H_LAUNCH_DIR:-${E2H_ROOT}/runs/launch/${SLURM_JOB_ID:-local-$$}}"
+}
+
+# The e2h command line a rank runs: python -m e2h.cli CMD --config CONFIG OVERRIDES EXTRA.
+e2h_cli_args() {
+  local cmd=$1
+  E2H_CLI=(-m e2h.cli "$cmd" --config "$CONFIG" "${OVERRIDES[@]}" "${EXTRA[@]}")
+}
+
+# A DeepSpeed training command (train-prm, sft, ppo) over the Slurm job's nodes. Runs on the first node (the
+# batch step); srun starts one launcher per node. First `e2h doctor` across the same processes: a missing node
+# or a blocked port then fails in --timeout seconds with a message naming the missing ranks, instead of
+# hanging for the 30-minute NCCL default after minutes of model loading.
+e2h_slurm_deepspeed_job() {
+  local cmd=$1
+  mapfile -t HOSTS < <(e2h_slurm_hosts)
+  e2h_select_nodes
+  e2h_multi_node_env
+  local gpus port
+  gpus=$(e2h_gpus_per_node)
+  port=${PORT_ARG:-29500}
+  export MASTER_ADDR=$MASTER_NODE MASTER_PORT=$port
+  local job=${SLURM_JOB_ID:-0}
+  e2h_log "job $job: e2h $cmd on $NNODES node(s) x $gpus process(es), master $MASTER_NODE:$port, launcher $LAUNCHER"
+  e2h_log "nodes: ${NODES[*]}"
+  local srun_cmd=(srun --nodes="$NNODES" --ntasks="$NNODES" --ntasks-per-node=1 --kill-on-bad-exit=1
+    --nodelist="$(IFS=,; echo "${NODES[*]}")")
+  local torchrun_cmd=(torchrun --nnodes="$NNODES" --nproc_per_node="$gpus" --rdzv_backend=c10d
+    --rdzv_endpoint="$MASTER_NODE:$port" --rdzv_id="e2h-$job" --rdzv_conf="join_timeout=${E2H_JOIN_TIMEOUT:-600}"
+    --max_restarts=0)
+  if [[ $RUN_DOCTOR == 1 ]]; then
+    e2h_run "${srun_cmd[@]}" "${torchrun_cmd[@]}" -m e2h.cli doctor --config "$CONFIG" "${OVERRIDES[@]}" \
+      --timeout "${E2H_DOCTOR_TIMEOUT:-120}"
+  fi
+  e2h_cli_args "$cmd"
+  if [[ $LAUNCHER == torchrun ]]; then
+    e2h_run "${srun_cmd[@]}" "${torchrun_cmd[@]}" "${E2H_CLI[@]}"
+  else
+    # deepspeed's own launcher reads the hostfile; --no_ssh starts it once per node (srun does the spreading, no
+    # pdsh or ssh keys needed) and each copy learns its node rank from Slurm.
+    local hostfile
+    hostfile=$(e2h_launch_dir)/hostfile
+    e2h_write_hostfile "$hostfile" "$gpus"
+    local ds_cmd
+    ds_cmd="exec deepspeed --hostfile=$(printf %q "$hostfile") --no_ssh --node_rank=\$SLURM_NODEID"
+    ds_cmd+=" --master_addr=$MASTER_NODE --master_port=$port --no_local_rank $(e2h_quote --module "${E2H_CLI[@]:1}")"
+    e2h_run "${srun_cmd[@]}" bash -c "$ds_cmd"
+  fi
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# One machine, N processes: torchrun on 127.0.0.1 with a free port. The same path the Slurm scripts take on each
+# node (python -m e2h.cli COMMAND under torchrun), so a 2-process CPU run here exercises the multi-node code.
+#
+#   launch/run_local.sh [--nproc N] [--dry-run] COMMAND CONFIG [key.path=value ...] [-- extra arguments]
+#   launch/run_local.sh --nproc 2 train-prm configs/demo.yaml prm.epochs=1
+#   launch/run_local.sh --nproc 2 doctor configs/demo.yaml -- --timeout 30
+#
+# --nproc defaults to the GPUs nvidia-smi sees, else 1. Run it inside scripts/loopback.sh on shared machines.
+e2h_usage() { sed -n '2,/^$/{/^#[^!]/s/^# \{0,1\}//p}' "$0"; }
+E2H_ROOT=${E2H_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+source "$E2H_ROOT/launch/common.sh"
+# COMMAND is the first word that is not an option (options may come before it).
+args=() COMMAND=""
+while (($#)); do
+  case $1 in
+    --nproc | --gpus-per-node | --port) args+=("$1" "${2:-}"); shift ;;
+    -h | --help) e2h_usage; exit 0 ;;
+    --) args+=("$@"); break ;;
+    -*) args+=("$1") ;;
+    *) if [[ -z $COMMAND ]]; then COMMAND=$1; else args+=("$1"); fi ;;
+  esac
+  shift
+done
+[[ -n $COMMAND ]] || e2h_die "no e2h command given (train-prm, sft, ppo, doctor, ...)"
+[[ $COMMAND =~ ^[a-z][a-z0-9-]*$ ]] || e2h_die "'$COMMAND' is not an e2h command name"
+e2h_parse_args "${args[@]}"
+if [[ -z $GPUS_ARG ]]; then
+  GPUS_ARG=1
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then GPUS_ARG=$(nvidia-smi -L | grep -c '^GPU'); fi
+fi
+PORT=${PORT_ARG:-$("$E2H_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+export MASTER_ADDR=127.0.0.1 MASTER_PORT=$PORT
+e2h_cli_args "$COMMAND"
+e2h_log "e2h $COMMAND: $GPUS_ARG process(es) on 127.0.0.1:$PORT"
+e2h_run torchrun --nnodes=1 --nproc_per_node="$GPUS_ARG" --master_addr=127.0.0.1 --master_port="$PORT" \
+  --max_restarts=0 "${E2H_CLI[@]}"
