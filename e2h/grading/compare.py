@@ -1,0 +1,319 @@
+"""Compare two parsed answers (gold decides the shape). Runs the same code in-process and in workers:
+in-process, a comparison that needs SymPy raises NeedsSymPy and the pair goes to a killable worker.
+
+Rules (MATH conventions):
+    tuples / intervals: ordered, bracket types must match      (3,4] != (3,4)
+    bare comma lists and sets: unordered                       "1, -2" == "-2, 1" == \\{1,-2\\}
+    a \\pm b: the two values as a set                          1\\pm\\sqrt{19} == "1-\\sqrt{19}, 1+\\sqrt{19}"
+    unions of intervals: unordered
+    matrices: same shape, element-wise
+    x = 3 (a label on the left) vs 3: the value               y = 2x+3 == y = 3+2x
+    equations with math on both sides: proportional            2x+4y-3=0 == y = -x/2 + 3/4
+    inequalities in one variable: as intervals                 x \\ge 5 == 5 \\le x
+    numbers: exact rationals; decimals within 1e-9 relative    0.5 == \\frac12, 3.14 != \\pi
+    constants: 40-digit evaluation                             \\sqrt{117} == 3\\sqrt{13}
+    expressions with symbols: 40-digit evaluation at random points to reject,
+    SymPy simplify(a - b) == 0 (in a worker) to accept        (x+1)^2 == x^2+2x+1
+"""
+
+from __future__ import annotations
+
+import random
+import re
+
+from e2h.grading.evaluate import _CTX, EvalError, TooLarge, complex_value, constant_value, exact_value, free_symbols
+from e2h.grading.parse import ParseError, _has_pm, expand_pm, expr_str
+
+DECIMAL_REL_TOL = 1e-9
+EXACT_REL_TOL = 1e-25
+MAX_SYMBOLS = 6
+
+
+class NeedsSymPy(Exception):
+    """Raised in-process when only SymPy can decide; the pair is sent to a worker."""
+
+
+class Comparer:
+    def __init__(self, use_sympy: bool, decimals: bool):
+        self.use_sympy = use_sympy
+        self.decimals = decimals  # one side is written with a decimal point: allow rounding error
+        self.method = "structure"
+
+    # ------------------------------------------------------------ structures
+    def equal(self, g, p) -> bool:
+        gk, pk = g[0], p[0]
+        if gk == "assign" and pk == "assign":
+            return self.equal(g[2], p[2])
+        if gk == "assign":
+            if pk == "eq" and g[3] is not None and g[2][0] == "expr":
+                return self.equal(("eq", g[3], g[2][1]), p)
+            return self.equal(g[2], p)
+        if pk == "assign":
+            if gk == "eq" and p[3] is not None and p[2][0] == "expr":
+                return self.equal(g, ("eq", p[3], p[2][1]))
+            return self.equal(g, p[2])
+        if gk == "rel" or pk == "rel":
+            gi, pi = _as_interval(g), _as_interval(p)
+            if gi is not None and pi is not None:
+                return self.equal(gi, pi)
+            if gk == "rel" and pk == "rel":
+                return self.relations_equal(g, p)
+            return False
+        if gk == "expr" and pk == "expr":
+            gv, pv = _values(g[1]), _values(p[1])
+            if len(gv) == 1 and len(pv) == 1:
+                return self.expr_equal(gv[0], pv[0])
+            return self.unordered([("expr", x) for x in gv], [("expr", x) for x in pv])
+        if gk in ("list", "set") or pk in ("list", "set") or (gk == "expr" and _has_pm(g[1])):
+            if gk == "tuple" and pk == "list" or gk == "list" and pk == "tuple":
+                return self.ordered(g[3] if gk == "tuple" else g[1], p[3] if pk == "tuple" else p[1])
+            ge, pe = _elements(g), _elements(p)
+            if ge is None or pe is None:
+                return False
+            return self.unordered(ge, pe)
+        if gk == "tuple" and pk == "tuple":
+            return g[1] == p[1] and g[2] == p[2] and self.ordered(g[3], p[3])
+        if gk == "union" and pk == "union":
+            return self.unordered(g[1], p[1])
+        if gk == "matrix" and pk == "matrix":
+            if len(g[1]) != len(p[1]) or len(g[1][0]) != len(p[1][0]):
+                return False
+            return all(self.expr_equal(a, b) for ra, rb in zip(g[1], p[1]) for a, b in zip(ra, rb))
+        if gk == "eq" and pk == "eq":
+            return self.equations_equal(g, p)
+        return False
+
+    def ordered(self, gs, ps) -> bool:
+        return len(gs) == len(ps) and all(self.equal(a, b) for a, b in zip(gs, ps))
+
+    def unordered(self, gs, ps) -> bool:
+        if len(gs) != len(ps):
+            return False
+        remaining = list(ps)
+        for a in gs:
+            for j, b in enumerate(remaining):
+                if self.equal(a, b):
+                    del remaining[j]
+                    break
+            else:
+                return False
+        return True
+
+    # ------------------------------------------------------------ expressions
+    def expr_equal(self, a, b) -> bool:
+        ia, ib = _infinity_sign(a), _infinity_sign(b)
+        if ia is not None or ib is not None:
+            return ia == ib
+        try:
+            x, y = exact_value(a), exact_value(b)
+            self.method = "rational"
+            if x == y:
+                return True
+            return self.decimals and abs(x - y) <= DECIMAL_REL_TOL * max(abs(x), abs(y))
+        except EvalError:
+            pass
+        symbols = free_symbols(a) | free_symbols(b)
+        if not symbols:
+            try:
+                x, y = constant_value(a), constant_value(b)
+            except TooLarge:
+                raise
+            except EvalError:
+                return self.fallback(a, b)
+            self.method = "numeric"
+            return _close(x, y, DECIMAL_REL_TOL if self.decimals else EXACT_REL_TOL)
+        if len(symbols) > MAX_SYMBOLS:
+            return self.fallback(a, b)
+        agreed = 0
+        for env in _points(symbols):
+            try:
+                x, y = complex_value(a, env), complex_value(b, env)
+            except TooLarge:
+                raise
+            except EvalError:
+                continue
+            if not _close(x, y, DECIMAL_REL_TOL if self.decimals else 1e-20):
+                self.method = "numeric"
+                return False
+            agreed += 1
+        if agreed == 0:
+            return self.fallback(a, b)
+        return self.sympy_equal(a, b)
+
+    def fallback(self, a, b) -> bool:
+        if expr_str(a) == expr_str(b):
+            self.method = "structure"
+            return True
+        return self.sympy_equal(a, b)
+
+    def sympy_equal(self, a, b) -> bool:
+        if not self.use_sympy:
+            raise NeedsSymPy
+        import sympy as sp
+
+        from e2h.grading.evaluate import to_sympy
+
+        self.method = "sympy"
+        diff = to_sympy(a) - to_sympy(b)
+        if diff == 0 or sp.expand(diff) == 0:
+            return True
+        return sp.simplify(diff) == 0
+
+    # ------------------------------------------------------------ relations
+    def equations_equal(self, g, p) -> bool:
+        """L1 = R1 and L2 = R2 describe the same set when L1-R1 = k (L2-R2) for a constant k != 0."""
+        return self._proportional(("add", [g[1], ("neg", g[2])]), ("add", [p[1], ("neg", p[2])]), sign=0)
+
+    def relations_equal(self, g, p) -> bool:
+        ga, gops = _lower_form(g)
+        pa, pops = _lower_form(p)
+        if ga is None or pa is None or len(ga) != len(pa) or gops != pops:
+            return False
+        if gops == ["!="]:
+            return self._proportional(ga[0], pa[0], sign=0)
+        return all(self._proportional(x, y, sign=1) for x, y in zip(ga, pa))
+
+    def _proportional(self, d1, d2, sign: int) -> bool:
+        symbols = free_symbols(d1) | free_symbols(d2)
+        if not symbols or len(symbols) > MAX_SYMBOLS:
+            return False
+        ratios = []
+        for env in _points(symbols):
+            try:
+                x, y = complex_value(d1, env), complex_value(d2, env)
+            except TooLarge:
+                raise
+            except EvalError:
+                continue
+            if y == 0 or x == 0:
+                if x != y:
+                    return False
+                continue
+            ratios.append(x / y)
+        self.method = "numeric"
+        if len(ratios) < 2 or not all(_close(r, ratios[0], 1e-20) for r in ratios):
+            return False
+        r = ratios[0]
+        return abs(r.imag) < 1e-20 and (sign == 0 or r.real > 0)
+
+
+def _values(expr) -> list:
+    return expand_pm(expr) if _has_pm(expr) else [expr]
+
+
+def _elements(node):
+    kind = node[0]
+    if kind in ("list", "set"):
+        out = []
+        for item in node[1]:
+            if item[0] == "expr" and _has_pm(item[1]):
+                out.extend(("expr", x) for x in expand_pm(item[1]))
+            else:
+                out.append(item)
+        return out
+    if kind == "expr":
+        return [("expr", x) for x in _values(node[1])]
+    if kind == "assign":
+        return _elements(node[2])
+    return [node]
+
+
+def _infinity_sign(node):
+    if node == ("const", "oo"):
+        return 1
+    if node[0] == "neg" and node[1] == ("const", "oo"):
+        return -1
+    return None
+
+
+def _close(x, y, rel) -> bool:
+    scale = max(abs(x), abs(y), 1e-30)
+    return abs(x - y) <= rel * scale
+
+
+def _points(symbols):
+    rng = random.Random(1234)
+    names = sorted(symbols)
+    for _ in range(4):
+        yield {n: _CTX.mpc(_CTX.mpf(rng.randint(310, 2710)) / 1000 + _CTX.mpf(rng.random()) / 10**7) for n in names}
+
+
+_FLIP = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
+
+
+def _lower_form(rel):
+    """a < b < c -> ([b - a, c - b], ['<', '<']) with every relation turned into 'positive' form."""
+    exprs, ops = rel[1], rel[2]
+    if "!=" in ops:
+        if len(ops) != 1:
+            return None, None
+        return [("add", [exprs[0], ("neg", exprs[1])])], ["!="]
+    if all(o in (">", ">=") for o in ops):
+        exprs, ops = list(reversed(exprs)), [_FLIP[o] for o in reversed(ops)]
+    if not all(o in ("<", "<=") for o in ops):
+        return None, None
+    return [("add", [b, ("neg", a)]) for a, b in zip(exprs, exprs[1:])], ops
+
+
+def _as_interval(node):
+    """x > 2 -> (2, oo); -1 <= x < 3 -> [-1, 3); tuples stay tuples; anything else None."""
+    if node[0] == "tuple" and len(node[3]) == 2:
+        return node
+    if node[0] == "assign" and node[2][0] == "tuple":
+        return node[2]
+    if node[0] != "rel":
+        return None
+    exprs, ops = node[1], node[2]
+    if "!=" in ops:
+        return None
+    if all(o in (">", ">=") for o in ops):
+        exprs, ops = list(reversed(exprs)), [_FLIP[o] for o in reversed(ops)]
+    if not all(o in ("<", "<=") for o in ops):
+        return None
+    oo = ("const", "oo")
+    if len(exprs) == 3 and free_symbols(exprs[1]) and not free_symbols(exprs[0]) and not free_symbols(exprs[2]):
+        lo, hi = exprs[0], exprs[2]
+        return ("tuple", "(" if ops[0] == "<" else "[", ")" if ops[1] == "<" else "]", [("expr", lo), ("expr", hi)])
+    if len(exprs) == 2:
+        a, b = exprs
+        if a[0] == "sym" and not free_symbols(b):  # x < b
+            return ("tuple", "(", ")" if ops[0] == "<" else "]", [("expr", ("neg", oo)), ("expr", b)])
+        if b[0] == "sym" and not free_symbols(a):  # a < x
+            return ("tuple", "(" if ops[0] == "<" else "[", ")", [("expr", a), ("expr", oo)])
+    return None
+
+
+_DECIMAL_RE = re.compile(r"\d\.\d|(?<![\d.])\.\d")
+
+
+def compare_parsed(gold_node, pred_node, gold_clean: str, pred_clean: str, use_sympy: bool) -> tuple[bool, str]:
+    """(correct, method). Raises NeedsSymPy when use_sympy is False and SymPy must decide."""
+    decimals = bool(_DECIMAL_RE.search(gold_clean) or _DECIMAL_RE.search(pred_clean))
+    comparer = Comparer(use_sympy, decimals)
+    try:
+        result = comparer.equal(gold_node, pred_node)
+    except TooLarge:
+        return False, "too_large"
+    except (EvalError, ParseError, RecursionError, OverflowError, ZeroDivisionError):
+        return False, "error"
+    return result, comparer.method
+
+
+def compare_strings(gold_clean: str, pred_clean: str) -> tuple[bool, str]:
+    """Answers that do not parse (words, names): compare case-insensitively without spaces."""
+    g = re.sub(r"\s+", "", gold_clean).lower()
+    p = re.sub(r"\s+", "", pred_clean).lower()
+    return (g == p and g != ""), "string"
+
+
+def worker_compare(gold_clean: str, pred_clean: str) -> tuple[bool, str]:
+    """Entry point in a worker process: the full comparison with SymPy allowed."""
+    from e2h.grading.parse import parse_answer
+
+    try:
+        g, p = parse_answer(gold_clean), parse_answer(pred_clean)
+    except ParseError:
+        return compare_strings(gold_clean, pred_clean)
+    return compare_parsed(g, p, gold_clean, pred_clean, use_sympy=True)
+
+
