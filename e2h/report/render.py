@@ -1,0 +1,283 @@
+"""Turn one or more metrics.json dicts into report.md and a self-contained report.html.
+
+Both documents are built from the same list of :class:`Table` objects (headline first), so the markdown and
+the HTML never disagree; the HTML adds the plots as base64 PNG data URIs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from e2h.jsonl import atomic_path
+from e2h.report import plots
+
+Run = tuple[str, dict]  # (label, metrics)
+
+
+@dataclass
+class Table:
+    title: str
+    headers: list[str]
+    rows: list[list[str]]
+    note: str = ""
+    anchor: str = ""
+
+
+@dataclass
+class Figure:
+    title: str
+    png: bytes
+    caption: str
+    anchor: str = ""
+
+
+@dataclass
+class Report:
+    title: str
+    summary: list[str]
+    sections: list[Table | Figure] = field(default_factory=list)
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def _interval(curve: dict, k: int, interval: str) -> str:
+    lo, hi = (curve["lo_problems"], curve["hi_problems"]) if interval == "problems" and "lo_problems" in curve \
+        else (curve["lo"], curve["hi"])
+    return f"{_pct(curve['mean'][k])} [{_pct(lo[k])}, {_pct(hi[k])}]"
+
+
+def _shown_n(n_values: list[int]) -> list[int]:
+    """At most ~8 columns: every other N when there are many, always the largest."""
+    if len(n_values) <= 8:
+        return list(n_values)
+    shown = list(n_values[::2])
+    return shown if shown[-1] == n_values[-1] else shown + [n_values[-1]]
+
+
+def _methods(runs: list[Run], key: str = "headline_methods") -> list[str]:
+    names: list[str] = []
+    for _, metrics in runs:
+        names += [n for n in (metrics[key] if key != "methods" else list(metrics["methods"])) if n not in names]
+    return names
+
+
+def _value(metrics: dict, family: str, group: str, method: str, n: int):
+    g = metrics["groups"][family].get(group)
+    if not g or not g["n_problems"] or method not in g["curves"] or n not in metrics["n_values"]:
+        return None
+    return g["curves"][method]["mean"][metrics["n_values"].index(n)]
+
+
+def build_report(runs: list[Run]) -> Report:
+    multi = len(runs) > 1
+    first = runs[0][1]
+    interval = first["interval"]["shown"]
+    n_all = sorted({n for _, m in runs for n in m["n_values"]})
+    shown = _shown_n(n_all)
+    headline = _methods(runs)
+    run_col = ["Run"] if multi else []
+    title = "Easy-to-hard evaluation: " + (" vs ".join(label for label, _ in runs))
+
+    summary = []
+    for label, m in runs:
+        c = m["counts"]
+        split = m["groups"]["split"]
+        summary.append(
+            f"{label}: {c['problems']} problems ({split['easy']['n_problems']} easy, {split['hard']['n_problems']} "
+            f"hard), {c['samples']} samples (pool {c['pool_size']['min']}–{c['pool_size']['max']} per problem), "
+            f"{c['unparseable']} without an answer, {c['timeouts']} grader timeouts; grader {m['grader_version']}, "
+            f"{m['resamples']} resamples per N.")
+
+    report = Report(title, summary)
+    # 1. headline: methods x N x all / easy / hard
+    rows = []
+    for method in headline:
+        for label, m in runs:
+            for split in ("all", "easy", "hard"):
+                rows.append([method, *([label] if multi else []), split,
+                             *[_pct(_value(m, "split", split, method, n)) for n in shown]])
+    report.sections.append(Table(
+        "Headline: accuracy (%) by method, N and difficulty", ["Method", *run_col, "Split", *[f"N={n}" for n in shown]],
+        rows, "Mean over resampled N-subsets of each problem's pool (drawn without replacement). Easy = levels 1-3, "
+              "hard = levels 4-5. The oracle row is pass@N, the ceiling for any reranker. 95% intervals: see the plots "
+              "and the appendix.", "headline"))
+    # 2. plots
+    report.sections.append(Figure(
+        "Accuracy vs N", plots.accuracy_vs_n(runs, headline, interval),
+        f"Lines: mean accuracy; shaded: 95% interval ({first['interval'][interval]}).", "curves"))
+    report.sections.append(Figure(
+        "Easy vs hard", plots.easy_hard_gap(runs, [h for h in headline if not h.startswith("oracle")]),
+        "How far the hard problems trail the easy ones, per method, as N grows.", "gap"))
+    n_max = n_all[-1]
+    rows = []
+    for method in headline:
+        for label, m in runs:
+            e, h = _value(m, "split", "easy", method, m["n_values"][-1]), _value(m, "split", "hard", method, m["n_values"][-1])
+            gap = None if e is None or h is None else e - h
+            rows.append([method, *([label] if multi else []), _pct(e), _pct(h), _pct(gap)])
+    report.sections.append(Table(f"Gap table: easy vs hard at the largest N ({n_max})", ["Method", *run_col, "Easy", "Hard",
+                                                                            "Gap (points)"], rows, anchor="gap-table"))
+    # 3. per level
+    report.sections.append(Figure(
+        "Per level", plots.per_level_bars(runs, headline, interval),
+        f"Accuracy at N = {n_max} per MATH level; error bars: 95% interval.", "levels"))
+    levels = sorted({lv for _, m in runs for lv in m["groups"]["level"]})
+    rows = []
+    for method in headline:
+        for label, m in runs:
+            rows.append([method, *([label] if multi else []),
+                         *[_pct(_value(m, "level", lv, method, m["n_values"][-1])) for lv in levels]])
+    counts = " / ".join(str(runs[0][1]["groups"]["level"].get(lv, {}).get("n_problems", 0)) for lv in levels)
+    report.sections.append(Table(f"Level table: per level at N = {n_max} (%)", ["Method", *run_col, *[f"L{lv}" for lv in levels]],
+                                 rows, f"Problems per level ({runs[0][0]}): {counts}.", "level-table"))
+    # 4. aggregation ablation
+    rows = []
+    for method in _methods(runs, "methods"):
+        if "/" not in method:
+            continue
+        for label, m in runs:
+            rows.append([method, *([label] if multi else []),
+                         *[_pct(_value(m, "split", s, method, m["n_values"][-1])) for s in ("all", "easy", "hard")]])
+    report.sections.append(Table(
+        f"Aggregations of step scores at N = {n_max} (%)", ["Method/score", *run_col, "All", "Easy", "Hard"], rows,
+        "prm_min / prm_prod / prm_last / prm_mean: minimum, product, last (answer step) or mean of the step "
+        "probabilities. The paper uses min for best-of-N and prod for weighted voting.", "aggregations"))
+    # 5. per subject
+    subjects = sorted({s for _, m in runs for s in m["groups"]["subject"]})
+    rows = []
+    for subject in subjects:
+        for label, m in runs:
+            g = m["groups"]["subject"].get(subject, {"n_problems": 0})
+            rows.append([subject, *([label] if multi else []), str(g["n_problems"]),
+                         *[_pct(_value(m, "subject", subject, h, m["n_values"][-1])) for h in headline]])
+    report.sections.append(Table(f"Per subject at N = {n_max} (%)", ["Subject", *run_col, "Problems", *headline],
+                                 rows, anchor="subjects"))
+    # 6. counts and settings
+    rows = []
+    for label, m in runs:
+        c = m["counts"]
+        rows.append([label, str(c["problems"]), str(c["samples"]), str(c["correct"]), str(c["unparseable"]),
+                     str(c["timeouts"]), str(c["errors"]), str(c["samples_without_step_scores"]),
+                     ", ".join(f"{k}: {v}" for k, v in c["reasons"].items())])
+    report.sections.append(Table("Grading counts", ["Run", "Problems", "Samples", "Correct", "No answer", "Timeouts",
+                                                    "Errors", "No step scores", "Grader reasons"], rows,
+                                 anchor="counts"))
+    rows = []
+    for label, m in runs:
+        rows += [[label, "grader", m["grader_version"] + f" ({m['grades_source']})"],
+                 [label, "resamples / seed", f"{m['resamples']} / {m['seed']}"],
+                 [label, "interval shown", f"{m['interval']['shown']}: {m['interval'][m['interval']['shown']]}"],
+                 [label, "ties", m["tie_rule"]],
+                 [label, "answer grouping", m["grouping"]],
+                 [label, "inputs", ", ".join(m["inputs"])]]
+        short = m["counts"]["problems_with_pool_smaller_than_n"]
+        if short:
+            rows.append([label, "short pools", "problems with fewer samples than N use their whole pool: "
+                         + ", ".join(f"N={n}: {k}" for n, k in short.items())])
+    report.sections.append(Table("Settings", ["Run", "Setting", "Value"], rows, anchor="settings"))
+    # 7. appendix: every curve with its interval
+    rows = []
+    for method in headline:
+        for label, m in runs:
+            for split in ("all", "easy", "hard"):
+                g = m["groups"]["split"][split]
+                if not g["n_problems"] or method not in g["curves"]:
+                    continue
+                rows.append([method, *([label] if multi else []), split,
+                             *[_interval(g["curves"][method], m["n_values"].index(n), interval)
+                               if n in m["n_values"] else "–" for n in n_all]])
+    report.sections.append(Table("Appendix: mean [95% interval] (%)", ["Method", *run_col, "Split",
+                                                                        *[f"N={n}" for n in n_all]], rows,
+                                 "Every number is in metrics.json (groups → split / level / subject → curves).",
+                                 "appendix"))
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- markdown
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(report: Report) -> str:
+    lines = [f"# {report.title}", ""] + [f"- {s}" for s in report.summary] + [""]
+    for section in report.sections:
+        if isinstance(section, Figure):
+            lines += [f"## {section.title}", "", f"*(plot in report.html: {section.caption})*", ""]
+            continue
+        lines += [f"## {section.title}", "", "| " + " | ".join(map(_md_escape, section.headers)) + " |",
+                  "|" + "|".join("---" if i < 1 else "---:" for i in range(len(section.headers))) + "|"]
+        lines += ["| " + " | ".join(map(_md_escape, row)) + " |" for row in section.rows]
+        if section.note:
+            lines += ["", section.note]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------------------- html
+STYLE = """
+body { font-family: -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; margin: 2rem auto; max-width: 1200px;
+       color: #1d1d1f; line-height: 1.45; padding: 0 1rem; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.86rem; margin: 0.6rem 0; }
+th, td { padding: 0.25rem 0.6rem; border-bottom: 1px solid #e6e6e6; text-align: right; white-space: nowrap; }
+th:first-child, td:first-child, td.text { text-align: left; }
+thead th { background: #f4f4f6; }
+.note, figcaption { color: #555; font-size: 0.85rem; max-width: 70rem; }
+figure { margin: 0.5rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+nav a { margin-right: 0.8rem; font-size: 0.9rem; }
+.wide { overflow-x: auto; }
+"""
+
+
+def _html_table(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
+    body = []
+    for row in table.rows:
+        cells = "".join(f"<td>{html.escape(c)}</td>" if _numeric(c) else f'<td class="text">{html.escape(c)}</td>'
+                        for c in row)
+        body.append(f"<tr>{cells}</tr>")
+    note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ""
+    return (f'<h2 id="{table.anchor}">{html.escape(table.title)}</h2><div class="wide"><table><thead><tr>{head}'
+            f'</tr></thead><tbody>{"".join(body)}</tbody></table></div>{note}')
+
+
+def _numeric(text: str) -> bool:
+    return bool(text) and (text[0].isdigit() or text[0] in "-–")
+
+
+def _html_figure(figure: Figure) -> str:
+    data = base64.b64encode(figure.png).decode("ascii")
+    return (f'<h2 id="{figure.anchor}">{html.escape(figure.title)}</h2><figure class="plot">'
+            f'<img src="data:image/png;base64,{data}" alt="{html.escape(figure.title)}">'
+            f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>")
+
+
+def render_html(report: Report) -> str:
+    nav = "".join(f'<a href="#{s.anchor}">{html.escape(s.title.split(":")[0].split(" at ")[0])}</a>'
+                  for s in report.sections if s.anchor)
+    parts = [_html_figure(s) if isinstance(s, Figure) else _html_table(s) for s in report.sections]
+    summary = "".join(f"<li>{html.escape(s)}</li>" for s in report.summary)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(report.title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
+            f"<body><h1>{html.escape(report.title)}</h1><ul>{summary}</ul><nav>{nav}</nav>{''.join(parts)}"
+            "</body></html>\n")
+
+
+def write_report(metrics_list: list[dict], labels: list[str], out_dir: str | os.PathLike) -> tuple[Path, Path]:
+    """Write report.md and report.html (atomically) into out_dir; returns their paths."""
+    if len(metrics_list) != len(labels) or not metrics_list:
+        raise ValueError("write_report needs one label per metrics dict, and at least one")
+    report = build_report(list(zip(labels, metrics_list)))
+    out_dir = Path(out_dir)
+    paths = []
+    for name, text in (("report.md", render_markdown(report)), ("report.html", render_html(report))):
+        with atomic_path(out_dir / name) as tmp:
+            Path(tmp).write_text(text, encoding="utf-8")
+        paths.append(out_dir / name)
+    return paths[0], paths[1]
