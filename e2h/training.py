@@ -1,0 +1,394 @@
+"""The shared DeepSpeed helper used by PRM, SFT and PPO training. Not a trainer: the recipe owns its loop.
+
+API (everything a recipe needs, in the order it calls it)::
+
+    from e2h import training
+
+    dist = training.init_distributed()                 # torchrun / deepspeed launcher env, or a lone process
+    micro, accum = training.batch_plan(cfg, dist.world_size)   # global = micro * accum * world_size
+    sched = training.schedule(cfg, steps_per_epoch)    # total_steps, warmup_steps (reference convention)
+    engine = training.create_engine(model, cfg, dist, sched)   # deepspeed.initialize, trainable params only
+    start = training.resume(engine, out_dir) if args.resume else None   # client_state dict or None
+    logger = training.TrainLogger(dist, out_dir, sched.total_steps, initial_step=step)
+    for step in range(first, sched.total_steps):
+        for indices in training.micro_batches(order_for_step, dist, micro, accum):
+            loss = compute_loss(engine, batch(indices))
+            engine.backward(loss); engine.step()          # DeepSpeed steps the optimizer every `accum` calls
+        logger.log(step + 1, {"loss": training.mean_across_ranks(...)})
+        if due: training.save_checkpoint(engine, out_dir, step + 1, {...}, save_hf)
+    training.save_final(engine, out_dir, save_hf); logger.close()
+
+- ``cfg`` is an :class:`e2h.config.TrainSection` (or a subclass: PRMSection, SFTSection, PPOSection).
+- The DeepSpeed JSON (``cfg.deepspeed_config``, e.g. ``configs/deepspeed/zero2.json``) holds ZeRO settings; every
+  ``"auto"`` in it is filled from the typed config (batch sizes, clip, AdamW, bf16) by
+  :func:`build_deepspeed_config`. A leftover ``"auto"`` is an error.
+- Optimiser: AdamW; ``torch_adam`` on CPU (no JIT build), DeepSpeed's fused Adam on GPU.
+- Precision ``auto``: bf16 on GPU, fp32 on CPU.
+- LR: linear warmup then cosine down to ``lr * min_lr_ratio``, as a torch LambdaLR handed to DeepSpeed (its own
+  WarmupCosineLR starts at lr 0 and forces >= 2 warmup steps). Warmup = ``warmup_ratio`` x steps of ONE epoch,
+  as the reference does (reference §2).
+- Data order: :func:`epoch_order` is a seeded permutation per epoch, so a resumed run that skips the first
+  ``step`` global batches sees exactly the batches the uninterrupted run would have seen.
+- Checkpoints: ``<out>/checkpoints/step-XXXXXXXX/`` holds the DeepSpeed state (optimizer, scheduler, client
+  state) plus ``hf/`` weights; ``<out>/checkpoints/latest`` names the newest; the final HF model goes to ``<out>``.
+- Logs: TensorBoard scalars under ``<out>/tensorboard`` and ``<out>/train_log.jsonl`` (rank 0), tqdm on rank 0.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from e2h.config import TrainSection
+
+
+# --- processes -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: Any  # torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _import_deepspeed():
+    try:
+        import deepspeed
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise RuntimeError("training needs DeepSpeed: pip install deepspeed (see STACK.md §3)") from err
+    return deepspeed
+
+
+def init_distributed(backend: str | None = None) -> DistContext:
+    """Join (or start) the process group. Under torchrun / the deepspeed launcher the env vars are set; a plain
+    ``python`` process becomes a world of one on a free loopback port (DeepSpeed would otherwise try MPI).
+
+    backend: None = nccl on GPU, gloo on CPU.
+    """
+    import torch
+
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    deepspeed = _import_deepspeed()
+    use_cuda = torch.cuda.is_available()
+    deepspeed.init_distributed(dist_backend=backend or ("nccl" if use_cuda else "gloo"))
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=device)
+
+
+def mean_across_ranks(value: float) -> float:
+    """Average a Python float over all ranks (identity when not distributed)."""
+    import torch
+    import torch.distributed as tdist
+
+    if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
+        return float(value)
+    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
+    tensor = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    tdist.all_reduce(tensor)
+    return float(tensor.item()) / tdist.get_world_size()
+
+
+def sum_across_ranks(values: list[float]) -> list[float]:
+    import torch
+    import torch.distributed as tdist
+
+    if not (tdist.is_available() and tdist.is_initialized()) or tdist.get_world_size() == 1:
+        return [float(v) for v in values]
+    device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else "cpu"
+    tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    tdist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def barrier() -> None:
+    import torch.distributed as tdist
+
+    if tdist.is_available() and tdist.is_initialized():
+        tdist.barrier()
+
+
+# --- batch sizes, schedule, data order -------------------------------------------------------------------------
+
+
+def batch_plan(cfg: TrainSection, world_size: int) -> tuple[int, int]:
+    """(micro batch per rank, gradient accumulation steps) so that global = micro * accum * world_size.
+
+    >>> batch_plan(TrainSection(micro_batch_size=4, global_batch_size=128), 8)
+    (4, 4)
+    """
+    per_step = cfg.micro_batch_size * world_size
+    if cfg.global_batch_size % per_step:
+        raise ValueError(
+            f"global_batch_size {cfg.global_batch_size} is not a multiple of micro_batch_size "
+            f"{cfg.micro_batch_size} x {world_size} processes"
+        )
+    return cfg.micro_batch_size, cfg.global_batch_size // per_step
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+
+
+def schedule(cfg: TrainSection, steps_per_epoch: int) -> Schedule:
+    """Optimizer-step counts: total = ceil(epochs x steps_per_epoch); warmup = warmup_ratio x ONE epoch (§2)."""
+    if steps_per_epoch < 1:
+        raise ValueError("the training set is smaller than one global batch")
+    total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    warmup = min(total, round(cfg.warmup_ratio * steps_per_epoch))
+    return Schedule(steps_per_epoch, total, warmup)
+
+
+def lr_multiplier(step: int, total_steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
+    """LR factor for the optimizer step with 0-based index ``step``: linear warmup (first step already > 0),
+    then cosine from 1 to ``min_lr_ratio`` over the remaining steps.
+
+    >>> [round(lr_multiplier(s, 5, 2, 0.1), 3) for s in range(5)]
+    [0.5, 1.0, 1.0, 0.55, 0.1]
+    """
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    decay_steps = total_steps - warmup_steps
+    if decay_steps <= 1:
+        return 1.0 if step == warmup_steps else min_lr_ratio
+    progress = min(1.0, (step - warmup_steps) / (decay_steps - 1))
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def epoch_order(num_examples: int, epoch: int, seed: int) -> list[int]:
+    """The example order of an epoch: a permutation seeded by (seed, epoch), identical on every rank and run."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(num_examples, generator=generator).tolist()
+
+
+def global_batch(step: int, num_examples: int, steps_per_epoch: int, global_batch_size: int, seed: int) -> list[int]:
+    """Example indices of optimizer step ``step`` (0-based; the tail of each epoch is dropped)."""
+    epoch, within = divmod(step, steps_per_epoch)
+    order = epoch_order(num_examples, epoch, seed)
+    return order[within * global_batch_size:(within + 1) * global_batch_size]
+
+
+def micro_batches(indices: list[int], dist: DistContext, micro: int, accum: int,
+                  lengths: list[int] | None = None) -> Iterator[list[int]]:
+    """This rank's ``accum`` micro-batches of a global batch.
+
+    With ``lengths`` the global batch is first sorted by length (length-grouped batching: less padding) and then
+    cut into micro-batches; slice ``a * world_size + rank`` goes to accumulation step ``a`` of ``rank``. The cut
+    depends only on the global batch, so 1 process x 2 accumulation steps and 2 processes x 1 step see the same
+    micro-batches and compute the same gradient.
+    """
+    if len(indices) != micro * accum * dist.world_size:
+        raise ValueError(f"global batch of {len(indices)} != {micro} x {accum} x {dist.world_size}")
+    if lengths is not None:
+        indices = sorted(indices, key=lambda i: (-lengths[i], i))
+    for a in range(accum):
+        slot = a * dist.world_size + dist.rank
+        yield indices[slot * micro:(slot + 1) * micro]
+
+
+# --- DeepSpeed config and engine -------------------------------------------------------------------------------
+
+
+def resolve_precision(cfg: TrainSection, device) -> str:
+    if cfg.precision != "auto":
+        return cfg.precision
+    return "bf16" if getattr(device, "type", str(device)) == "cuda" else "fp32"
+
+
+def fill_auto(config: dict, values: dict[str, Any]) -> dict:
+    """Replace every ``"auto"`` in ``config`` by ``values[dotted.path]``; a missing value is an error."""
+    out = copy.deepcopy(config)
+
+    def visit(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            if isinstance(value, dict):
+                visit(value, path + ".")
+            elif value == "auto":
+                if path not in values:
+                    raise ValueError(f"DeepSpeed config: no value for '{path}' = \"auto\"")
+                node[key] = values[path]
+
+    visit(out, "")
+    return out
+
+
+def build_deepspeed_config(cfg: TrainSection, world_size: int, device, json_path: str | None = None) -> dict:
+    """The DeepSpeed config dict: the JSON file's ZeRO settings + values from the typed config."""
+    path = Path(json_path or cfg.deepspeed_config)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"DeepSpeed config not found: {path}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
+    micro, accum = batch_plan(cfg, world_size)
+    on_gpu = getattr(device, "type", str(device)) == "cuda"
+    values = {
+        "train_batch_size": cfg.global_batch_size,
+        "train_micro_batch_size_per_gpu": micro,
+        "gradient_accumulation_steps": accum,
+        "gradient_clipping": cfg.grad_clip,
+        "optimizer.params.lr": cfg.lr,
+        "optimizer.params.betas": list(cfg.adam_betas),
+        "optimizer.params.eps": cfg.adam_eps,
+        "optimizer.params.weight_decay": cfg.weight_decay,
+        "optimizer.params.torch_adam": not on_gpu,  # CPU: torch AdamW, no JIT build of DeepSpeed's Adam
+        "bf16.enabled": resolve_precision(cfg, device) == "bf16",
+    }
+    return fill_auto(raw, values)
+
+
+def create_engine(model, cfg: TrainSection, dist: DistContext, sched: Schedule, json_path: str | None = None):
+    """``deepspeed.initialize`` over the trainable parameters, with the warmup-cosine LambdaLR."""
+    import torch
+
+    deepspeed = _import_deepspeed()
+    config = build_deepspeed_config(cfg, dist.world_size, dist.device, json_path)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+
+    def make_scheduler(optimizer):
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_multiplier(s, sched.total_steps, sched.warmup_steps, cfg.min_lr_ratio)
+        )
+
+    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=params, config=config,
+                                           lr_scheduler=make_scheduler)
+    return engine
+
+
+def current_lr(engine) -> float:
+    return float(engine.optimizer.param_groups[0]["lr"])
+
+
+# --- checkpoints -----------------------------------------------------------------------------------------------
+
+SaveHF = Callable[[dict, Path], None]  # (full state dict of engine.module, folder) -> writes HF weights
+
+
+def consolidated_state_dict(engine) -> dict | None:
+    """The full state dict of ``engine.module`` on rank 0 (ZeRO-3 gathers shards; every rank must call)."""
+    if engine.zero_optimization_stage() == 3:
+        state = engine._zero3_consolidated_16bit_state_dict()
+        return state if engine.global_rank == 0 else None
+    return engine.module.state_dict() if engine.global_rank == 0 else None
+
+
+def checkpoint_root(out_dir: str | os.PathLike) -> Path:
+    return Path(out_dir) / "checkpoints"
+
+
+def save_checkpoint(engine, out_dir: str | os.PathLike, step: int, client_state: dict,
+                    save_hf: SaveHF | None = None) -> Path:
+    """DeepSpeed state (optimizer, scheduler, ``client_state`` + step) and HF weights under
+    ``<out>/checkpoints/step-XXXXXXXX``; 'latest' is written by DeepSpeed after the state is complete."""
+    root = checkpoint_root(out_dir)
+    tag = f"step-{step:08d}"
+    state = consolidated_state_dict(engine) if save_hf else None
+    if save_hf and engine.global_rank == 0:
+        save_hf(state, root / tag / "hf")
+    barrier()
+    engine.save_checkpoint(str(root), tag=tag, client_state={**client_state, "step": step})
+    return root / tag
+
+
+def resume(engine, out_dir: str | os.PathLike) -> dict | None:
+    """Load the newest checkpoint under ``<out>/checkpoints``; returns its client state (with "step"), or None."""
+    root = checkpoint_root(out_dir)
+    if not (root / "latest").exists():
+        return None
+    load_path, client_state = engine.load_checkpoint(str(root))
+    if load_path is None:
+        raise RuntimeError(f"could not load the DeepSpeed checkpoint named in {root / 'latest'}")
+    return client_state
+
+
+def save_final(engine, out_dir: str | os.PathLike, save_hf: SaveHF) -> None:
+    """The trained model's HF weights into ``out_dir`` (rank 0 writes; all ranks must call)."""
+    state = consolidated_state_dict(engine)
+    if engine.global_rank == 0:
+        save_hf(state, Path(out_dir))
+    barrier()
+
+
+# --- logging ---------------------------------------------------------------------------------------------------
+
+
+class TrainLogger:
+    """TensorBoard scalars + ``train_log.jsonl`` + a tqdm bar, all on rank 0 only."""
+
+    def __init__(self, dist: DistContext, out_dir: str | os.PathLike, total_steps: int, initial_step: int = 0,
+                 desc: str = "train"):
+        self.enabled = dist.is_main
+        self.writer = self.bar = None
+        self.log_path = Path(out_dir) / "train_log.jsonl"
+        if not self.enabled:
+            return
+        from tqdm.auto import tqdm
+
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"))
+        except ImportError:  # pragma: no cover - tensorboard is a dependency
+            self.writer = None
+        self.bar = tqdm(total=total_steps, initial=initial_step, desc=desc, dynamic_ncols=True)
+
+    def log(self, step: int, scalars: dict[str, float], advance: bool = True) -> None:
+        if not self.enabled:
+            return
+        if self.writer is not None:
+            for name, value in scalars.items():
+                self.writer.add_scalar(name, value, step)
+        with open(self.log_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, **scalars}) + "\n")
+        if advance:
+            self.bar.update(1)
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items() if k in ("loss", "lr")})
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
+def read_train_log(out_dir: str | os.PathLike) -> list[dict]:
+    path = Path(out_dir) / "train_log.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

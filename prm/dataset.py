@@ -1,0 +1,199 @@
+"""StepExample -> token ids, per-token labels and weights, step boundary positions; batching; the loss.
+
+The text is exactly what scoring reads: ``format_prompt(problem) + format_solution(steps)`` (e2h.text_format),
+with BOS in front when the tokenizer has one. Step boundaries are found from the tokenizer's character OFFSETS,
+never from hard-coded separator ids, so any tokenizer works (BPE merges differ between tokenizers; the
+preflight in prm/preflight.py checks that the boundary in context is what we expect)::
+
+    text:    "# Question\\n\\nWhat is 2+3?\\n\\n# Solution\\n\\n" "We add." "\\n\\n" "# Answer\\n\\n5"
+    steps:                                                   [ step 0 ][ sep ][ step 1 (answer) ]
+    boundary(step 0) = the token holding the first separator char; boundary(answer step) = its last token
+
+Labels (``StepExample.labels``; None = context only), hard (0/1) or soft (in [0, 1]):
+- ``label_positions="every_token"``: every token of a labelled step, its separator included, carries the label;
+- ``label_positions="boundary"``: only the step's boundary token does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from e2h.records import StepExample
+from e2h.text_format import STEP_SEPARATOR, format_prompt, format_solution
+
+
+class TruncatedLabelError(ValueError):
+    """A labelled step would not fit in max_length."""
+
+
+@dataclass
+class StepLayout:
+    """Character layout of a prompt + solution: spans of each step and of the separator after it."""
+
+    text: str
+    prompt_chars: int
+    step_spans: list[tuple[int, int]]  # [start, end) of each step's text
+    sep_spans: list[tuple[int, int] | None]  # the separator following each step, None for the last
+
+
+def layout(problem_or_prompt: str, steps: list[str], is_prompt: bool = False) -> StepLayout:
+    """Build the text and its character spans (steps are stripped exactly as format_solution does)."""
+    prompt = problem_or_prompt if is_prompt else format_prompt(problem_or_prompt)
+    solution = format_solution(steps)
+    parts = [s.strip() for s in steps]
+    spans, seps = [], []
+    pos = len(prompt)
+    for i, part in enumerate(parts):
+        spans.append((pos, pos + len(part)))
+        pos += len(part)
+        if i < len(parts) - 1:
+            seps.append((pos, pos + len(STEP_SEPARATOR)))
+            pos += len(STEP_SEPARATOR)
+        else:
+            seps.append(None)
+    assert pos == len(prompt) + len(solution)
+    return StepLayout(prompt + solution, len(prompt), spans, seps)
+
+
+def tokenize_with_offsets(tokenizer, text: str, add_bos: bool = True) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids and character offsets; BOS (if any and asked for) gets the empty offset (0, 0)."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+    if add_bos and tokenizer.bos_token_id is not None:
+        ids, offsets = [tokenizer.bos_token_id] + ids, [(0, 0)] + offsets
+    return ids, offsets
+
+
+def token_at_char(offsets: list[tuple[int, int]], char: int) -> int:
+    """Index of the token whose span holds character ``char``."""
+    for index, (start, end) in enumerate(offsets):
+        if start <= char < end:
+            return index
+    raise ValueError(f"no token covers character {char}")
+
+
+def boundary_positions(lay: StepLayout, offsets: list[tuple[int, int]]) -> list[int]:
+    """Token index where each step is scored: the first separator token after it, or (last step) its last token."""
+    positions = []
+    for (start, end), sep in zip(lay.step_spans, lay.sep_spans):
+        if sep is not None:
+            positions.append(token_at_char(offsets, sep[0]))
+        else:
+            positions.append(token_at_char(offsets, end - 1 if end > start else start))
+    return positions
+
+
+def step_token_ranges(lay: StepLayout, offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[first, last] token index of each step including its separator: the tokens overlapping its characters
+    (a token merged across a boundary belongs to both steps; the preflight rejects such tokenizations)."""
+    ranges = []
+    for (start, end), sep in zip(lay.step_spans, lay.sep_spans):
+        stop = sep[1] if sep is not None else end
+        inside = [i for i, (s, e) in enumerate(offsets) if e > s and s < stop and e > start]
+        if not inside:
+            raise ValueError(f"step at characters {start}-{end} has no token")
+        ranges.append((inside[0], inside[-1]))
+    return ranges
+
+
+@dataclass
+class EncodedExample:
+    id: str
+    input_ids: list[int]
+    labels: list[float]  # per token; only read where weights == 1
+    weights: list[float]  # 1.0 = this position is trained
+    boundaries: list[int]  # one per step (labelled or not)
+    step_labels: list[float | None]
+    step_ranges: list[tuple[int, int]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def encode_step_example(tokenizer, example: StepExample, label_positions: str = "every_token",
+                        max_length: int | None = None, add_bos: bool = True) -> EncodedExample:
+    """Tokenise one StepExample. Unlabelled steps after the last labelled one are cut if the text is too long;
+    a labelled step that does not fit raises TruncationError (the caller drops and counts the example)."""
+    if label_positions not in ("every_token", "boundary"):
+        raise ValueError(f"label_positions must be 'every_token' or 'boundary', got {label_positions!r}")
+    lay = layout(example.problem, example.steps)
+    ids, offsets = tokenize_with_offsets(tokenizer, lay.text, add_bos=add_bos)
+    bounds = boundary_positions(lay, offsets)
+    ranges = step_token_ranges(lay, offsets)
+    labels = [0.0] * len(ids)
+    weights = [0.0] * len(ids)
+    last_needed = 0
+    for step, label in enumerate(example.labels):
+        if label is None:
+            continue
+        first, last = ranges[step]
+        positions = range(first, last + 1) if label_positions == "every_token" else [bounds[step]]
+        for pos in positions:
+            labels[pos], weights[pos] = float(label), 1.0
+        last_needed = max(last_needed, max(positions))
+    if max_length is not None and len(ids) > max_length:
+        if last_needed >= max_length:
+            raise TruncatedLabelError(f"{example.id}: a labelled step ends at token {last_needed}, "
+                                      f"beyond max_length {max_length}")
+        ids, labels, weights = ids[:max_length], labels[:max_length], weights[:max_length]
+    return EncodedExample(example.id, ids, labels, weights, bounds, list(example.labels), ranges)
+
+
+def encode_all(tokenizer, examples: list[StepExample], label_positions: str, max_length: int | None,
+               add_bos: bool = True) -> tuple[list[EncodedExample], int]:
+    """Encode a list; returns (encoded, number dropped because a labelled step did not fit)."""
+    encoded, dropped = [], 0
+    for example in examples:
+        try:
+            encoded.append(encode_step_example(tokenizer, example, label_positions, max_length, add_bos))
+        except TruncatedLabelError:
+            dropped += 1
+    return encoded, dropped
+
+
+# --- batching --------------------------------------------------------------------------------------------------
+
+
+class EmptyBatchError(ValueError):
+    """A batch without a single labelled position: its loss would be a silent 0 / NaN."""
+
+
+def collate(examples: list[EncodedExample], pad_id: int):
+    """Right-pad a micro-batch (examples are length-grouped upstream, see e2h.training.micro_batches)."""
+    import torch
+
+    width = max(len(e) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = torch.zeros((len(examples), width), dtype=torch.float32)
+    weights = torch.zeros((len(examples), width), dtype=torch.float32)
+    for row, e in enumerate(examples):
+        n = len(e)
+        ids[row, :n] = torch.tensor(e.input_ids)
+        mask[row, :n] = 1
+        labels[row, :n] = torch.tensor(e.labels)
+        weights[row, :n] = torch.tensor(e.weights)
+    if not weights.any():
+        raise EmptyBatchError(f"micro-batch of {len(examples)} examples ({', '.join(e.id for e in examples[:3])}"
+                              f"...) has no labelled position")
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weights": weights}
+
+
+def pointwise_loss(logits, labels, weights):
+    """BCE-with-logits on labelled positions, averaged over the labelled tokens of the micro-batch (§2):
+    L = sum_t w_t * BCE(s_t, y_t) / sum_t w_t. Soft labels welcome."""
+    import torch.nn.functional as F
+
+    total = weights.sum()
+    if total <= 0:
+        raise EmptyBatchError("no labelled position in the batch")
+    per_token = F.binary_cross_entropy_with_logits(logits.float(), labels, reduction="none")
+    return (per_token * weights).sum() / total
+
+
+def step_accuracy_counts(logits, labels, weights, boundary_only_mask=None) -> tuple[int, int]:
+    """(correct, total) of thresholded predictions (p > 0.5 vs label > 0.5) on labelled positions."""
+    mask = (weights > 0) if boundary_only_mask is None else boundary_only_mask
+    pred = logits > 0
+    gold = labels > 0.5
+    return int(((pred == gold) & mask).sum()), int(mask.sum())

@@ -1,0 +1,199 @@
+"""The process reward model: any Hugging Face causal-LM backbone + a zero-initialised scalar reward head that
+gives a logit at every token (reference §2). A step's score is sigmoid(logit at the step's boundary token).
+
+On disk (our format) a PRM folder is a standard ``*ForTokenClassification`` checkpoint with ``num_labels=1``
+(loadable with ``AutoModelForTokenClassification.from_pretrained``) plus the tokenizer and ``prm_config.json``::
+
+    {"format": "e2h-prm", "step_separator": "\\n\\n", "boundary": "first_separator_token",
+     "answer_boundary": "last_token", "kind": "prm", "label_positions": "every_token", "add_bos": true}
+
+The authors' released reward checkpoints (ScalableMath/llemma-7b-prm-...) are instead a ``LlamaForCausalLM``
+whose lm_head rows repeat the 2-row reward head; the reward logit is the mean of the lm_head logits over the
+vocabulary. Since mean_v(W_v . h) = (mean_v W_v) . h, :func:`load_reward_model` turns that into our head
+exactly (a 1-row head = the mean lm_head row), after checking the rows really repeat a 2-row pattern.
+
+ORM, PRM and OPRM are this same model trained on different data (``prm.kind`` in the config).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from e2h.text_format import STEP_SEPARATOR
+
+log = logging.getLogger(__name__)
+
+PRM_CONFIG_NAME = "prm_config.json"
+FORMAT = "e2h-prm"
+
+
+def default_prm_info(**overrides: Any) -> dict:
+    info = {
+        "format": FORMAT,
+        "version": 1,
+        "step_separator": STEP_SEPARATOR,
+        "boundary": "first_separator_token",  # step k is scored at the first token of the separator after it
+        "answer_boundary": "last_token",  # a step with no separator after it (the answer) at its last token
+        "score": "sigmoid",
+        "kind": "prm",
+        "label_positions": "every_token",
+        "add_bos": True,
+    }
+    info.update(overrides)
+    return info
+
+
+class RewardModel(nn.Module):
+    """Backbone + scalar head. ``forward`` returns reward logits of shape [batch, seq] (and the KV cache).
+
+    >>> model = RewardModel.from_backbone("runs/demo/prm_backbone")   # any causal LM folder
+    >>> logits, _ = model(input_ids)          # logits[b, t] = reward logit after reading tokens[: t + 1]
+    """
+
+    def __init__(self, net: nn.Module, info: dict | None = None):
+        super().__init__()
+        self.net = net  # a *ForTokenClassification with num_labels == 1 and no dropout
+        self.info = info or default_prm_info()
+
+    # --- construction ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_backbone(cls, backbone: str | os.PathLike, dtype: torch.dtype = torch.float32, **info: Any):
+        """A fresh PRM on a causal-LM checkpoint: the LM head is dropped, the reward head starts at zero (p = 0.5)."""
+        from transformers import AutoConfig, AutoModelForTokenClassification
+
+        config = AutoConfig.from_pretrained(backbone)
+        _prepare_config(config)
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # the "lm_head unexpected / score missing" report is expected here
+        try:
+            net = AutoModelForTokenClassification.from_pretrained(backbone, config=config, dtype=dtype)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        head = net.score
+        nn.init.zeros_(head.weight)
+        if head.bias is not None:
+            nn.init.zeros_(head.bias)
+        return cls(net, default_prm_info(**info))
+
+    @classmethod
+    def from_config(cls, config, **info: Any):
+        from transformers import AutoModelForTokenClassification
+
+        _prepare_config(config)
+        net = AutoModelForTokenClassification.from_config(config)
+        nn.init.zeros_(net.score.weight)
+        if net.score.bias is not None:
+            nn.init.zeros_(net.score.bias)
+        return cls(net, default_prm_info(**info))
+
+    # --- the forward pass --------------------------------------------------------------------------------------
+
+    @property
+    def backbone(self) -> nn.Module:
+        return getattr(self.net, self.net.base_model_prefix)
+
+    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False):
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                            past_key_values=past_key_values, use_cache=use_cache)
+        logits = self.net.score(out.last_hidden_state).squeeze(-1)
+        return logits.float(), (out.past_key_values if use_cache else None)
+
+    # --- training set-up ---------------------------------------------------------------------------------------
+
+    def freeze_embeddings_and_norms(self) -> int:
+        """Freeze input embeddings and every normalisation layer (the paper's setting); returns #frozen tensors."""
+        frozen = 0
+        modules = [self.net.get_input_embeddings()]
+        modules += [m for m in self.net.modules() if "norm" in type(m).__name__.lower()]
+        for module in modules:
+            for param in module.parameters():
+                if param.requires_grad:
+                    param.requires_grad_(False)
+                    frozen += 1
+        return frozen
+
+    # --- saving ------------------------------------------------------------------------------------------------
+
+    def save_pretrained(self, directory: str | os.PathLike, tokenizer=None, state_dict: dict | None = None) -> None:
+        """Write the HF checkpoint + prm_config.json (+ tokenizer). ``state_dict`` is the wrapper's (keys 'net.*'),
+        e.g. gathered from a ZeRO-3 engine; default: this module's own."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        net_state = None
+        if state_dict is not None:
+            net_state = {k.removeprefix("net."): v for k, v in state_dict.items()}
+        self.net.save_pretrained(directory, state_dict=net_state)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(directory)
+        (directory / PRM_CONFIG_NAME).write_text(json.dumps(self.info, indent=2) + "\n", encoding="utf-8")
+
+
+def _prepare_config(config) -> None:
+    config.num_labels = 1
+    config.classifier_dropout = 0.0  # deterministic training; the reference head has no dropout
+    config.id2label = {0: "reward"}
+    config.label2id = {"reward": 0}
+
+
+def is_released_format(directory: str | os.PathLike) -> bool:
+    """A folder without prm_config.json whose architecture is a *ForCausalLM (the authors' released RMs)."""
+    directory = Path(directory)
+    if (directory / PRM_CONFIG_NAME).exists():
+        return False
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    return any(arch.endswith("ForCausalLM") for arch in config.get("architectures") or [])
+
+
+def head_from_released_lm_head(weight: torch.Tensor) -> torch.Tensor:
+    """[vocab, hidden] lm_head of a released RM -> [1, hidden] head with the same reward logit.
+
+    Raises if the rows do not repeat a 2-row pattern: a plain language model loaded by mistake would otherwise
+    give meaningless but plausible-looking scores.
+    """
+    even, odd = weight[0::2], weight[1::2]
+    if not (torch.equal(even, even[:1].expand_as(even)) and torch.equal(odd, odd[:1].expand_as(odd))):
+        raise ValueError("not a released reward checkpoint: its lm_head rows do not repeat a 2-row reward head "
+                         "(is this a plain language model? train a PRM with `e2h train-prm` first)")
+    return weight.float().mean(dim=0, keepdim=True)
+
+
+def load_reward_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
+                      dtype: torch.dtype | None = None):
+    """Load a PRM folder (our format or the released LlamaForCausalLM format). Returns (model, tokenizer, info)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
+
+    directory = Path(directory)
+    if not (directory / "config.json").exists():
+        raise FileNotFoundError(f"{directory} is not a model folder (no config.json)")
+    dtype = dtype or torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(directory)
+    if is_released_format(directory):
+        lm = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+        head = head_from_released_lm_head(lm.get_output_embeddings().weight.detach())
+        config = AutoConfig.from_pretrained(directory)
+        _prepare_config(config)
+        config.token_classification_bias = False
+        net = AutoModelForTokenClassification.from_config(config)
+        getattr(net, net.base_model_prefix).load_state_dict(getattr(lm, lm.base_model_prefix).state_dict())
+        with torch.no_grad():
+            net.score.weight.copy_(head)
+        del lm
+        info = default_prm_info(kind="released", add_bos=tokenizer.bos_token_id is not None)
+        log.info("loaded %s as a released reward checkpoint (reward = mean lm_head logit)", directory)
+    else:
+        info = json.loads((directory / PRM_CONFIG_NAME).read_text(encoding="utf-8"))
+        if info.get("format") != FORMAT:
+            raise ValueError(f"{directory / PRM_CONFIG_NAME}: format is {info.get('format')!r}, expected {FORMAT!r}")
+        net = AutoModelForTokenClassification.from_pretrained(directory, dtype=torch.float32)
+    model = RewardModel(net, info).to(device=device, dtype=dtype).eval()
+    return model, tokenizer, info

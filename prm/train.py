@@ -1,0 +1,216 @@
+"""Train a process reward model with DeepSpeed (`e2h train-prm`): the stage-one recipe, top to bottom.
+
+    e2h train-prm -c configs/demo.yaml                                   # one process (CPU: gloo, fp32)
+    torchrun --nproc_per_node 2 -m prm.train -c configs/demo.yaml        # N processes, ZeRO from prm.deepspeed_config
+    e2h train-prm -c configs/demo.yaml --resume                          # continue from <out>/checkpoints/latest
+
+Data: StepExample JSONL (``prm.data``, default ``<run>/data/prm_train.jsonl``). PRM, ORM and OPRM differ only
+in that data (``prm.kind`` is recorded in the saved model). Backbone: ``prm_backbone.path`` (a causal LM folder).
+Output: ``<run>/prm`` (HF weights + tokenizer + prm_config.json), ``checkpoints/`` (DeepSpeed state for
+--resume), ``tensorboard/``, ``train_log.jsonl``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from e2h import training
+from e2h.config import RunConfig, save_config
+from e2h.records import StepExample, load_records
+
+from prm.dataset import collate, encode_all, pointwise_loss, step_accuracy_counts
+from prm.model import RewardModel
+from prm.preflight import check_batch, preflight_dataset
+
+log = logging.getLogger(__name__)
+
+
+def split_eval(examples: list[StepExample], eval_size: int, seed: int) -> tuple[list[StepExample], list]:
+    """Hold out ``eval_size`` examples chosen by a seeded permutation (whole problems stay on one side)."""
+    if eval_size <= 0:
+        return examples, []
+    problem_ids = sorted({e.problem_id for e in examples})
+    order = training.epoch_order(len(problem_ids), epoch=10_000, seed=seed)
+    held, count = set(), 0
+    for index in order:
+        if count >= eval_size:
+            break
+        held.add(problem_ids[index])
+        count += sum(e.problem_id == problem_ids[index] for e in examples)
+    return [e for e in examples if e.problem_id not in held], [e for e in examples if e.problem_id in held]
+
+
+def evaluate_steps(engine, encoded, pad_id: int, device, batch_size: int = 16) -> dict[str, float]:
+    """Step accuracy at boundary tokens of labelled steps, and the mean loss, over held-out examples.
+    Every rank runs the same forwards (ZeRO-3 gathers parameters collectively)."""
+    import torch
+
+    engine.module.eval()
+    correct = total = 0
+    loss_sum = 0.0
+    with torch.no_grad():
+        for start in range(0, len(encoded), batch_size):
+            chunk = encoded[start:start + batch_size]
+            batch = {k: v.to(device) for k, v in collate(chunk, pad_id).items()}
+            logits, _ = engine(batch["input_ids"], attention_mask=batch["attention_mask"])
+            loss_sum += float(pointwise_loss(logits, batch["labels"], batch["weights"])) * len(chunk)
+            boundary = torch.zeros_like(batch["weights"], dtype=torch.bool)
+            for row, e in enumerate(chunk):
+                for step, label in enumerate(e.step_labels):
+                    if label is not None and e.boundaries[step] < len(e):
+                        boundary[row, e.boundaries[step]] = True
+            c, t = step_accuracy_counts(logits, batch["labels"], batch["weights"], boundary)
+            correct, total = correct + c, total + t
+    engine.module.train()
+    return {"eval/step_accuracy": correct / max(total, 1), "eval/loss": loss_sum / max(len(encoded), 1)}
+
+
+def resolve_paths(cfg: RunConfig, data: str | None, output_dir: str | None, backbone: str | None):
+    data_path = Path(data or cfg.prm.data or cfg.out_path("data", "prm_train.jsonl"))
+    out = Path(output_dir or cfg.prm.output_dir or cfg.out_path("prm"))
+    backbone_path = backbone or cfg.prm_backbone.path
+    if backbone_path is None:
+        raise ValueError("no PRM backbone: set prm_backbone.path (a causal LM folder) or pass --backbone")
+    if not data_path.exists():
+        raise FileNotFoundError(f"PRM data not found: {data_path} (run `e2h data prepare` first)")
+    return data_path, out, backbone_path
+
+
+def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = None, backbone: str | None = None,
+              resume: bool = False, max_steps: int | None = None) -> dict:
+    import torch
+    from transformers import AutoTokenizer
+
+    pcfg = cfg.prm
+    data_path, out, backbone_path = resolve_paths(cfg, data, output_dir, backbone)
+    dist = training.init_distributed()
+    torch.manual_seed(cfg.run.seed)
+
+    # 1. model and tokenizer: fresh zero head on the backbone; the paper freezes embeddings and norms
+    tokenizer = AutoTokenizer.from_pretrained(backbone_path)
+    add_bos = tokenizer.bos_token_id is not None
+    model = RewardModel.from_backbone(backbone_path, kind=pcfg.kind, label_positions=pcfg.label_positions,
+                                      add_bos=add_bos)
+    if pcfg.freeze_embeddings_and_norms:
+        model.freeze_embeddings_and_norms()
+    if pcfg.lora_rank > 0:
+        raise NotImplementedError("prm.lora_rank > 0: LoRA training of the PRM is not implemented yet")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
+
+    # 2. data: tokenise with offsets, drop examples whose labelled step does not fit, preflight the step tags
+    examples = load_records(data_path, StepExample)
+    train_examples, eval_examples = split_eval(examples, pcfg.eval_size, cfg.run.seed)
+    encoded, dropped = encode_all(tokenizer, train_examples, pcfg.label_positions, pcfg.max_length, add_bos)
+    eval_encoded, _ = encode_all(tokenizer, eval_examples, pcfg.label_positions, pcfg.max_length, add_bos)
+    checked = preflight_dataset(tokenizer, train_examples, encoded, pcfg.label_positions, add_bos,
+                                limit=pcfg.preflight_limit)
+    lengths = [len(e) for e in encoded]
+
+    # 3. batch plan, schedule, engine
+    micro, accum = training.batch_plan(pcfg, dist.world_size)
+    sched = training.schedule(pcfg, len(encoded) // pcfg.global_batch_size)
+    engine = training.create_engine(model, pcfg, dist, sched)
+    start_step = 0
+    if resume:
+        state = training.resume(engine, out)
+        if state is not None:
+            start_step = int(state["step"])
+            if state.get("num_examples") != len(encoded):
+                raise RuntimeError(f"--resume: the checkpoint was trained on {state.get('num_examples')} examples, "
+                                   f"the data now has {len(encoded)}")
+    stop_step = sched.total_steps if max_steps is None else min(sched.total_steps, max_steps)
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out, "train_config.yaml")
+        log.info("PRM data: %d train (%d dropped as too long, %d preflighted), %d eval; %d steps, micro %d x "
+                 "accum %d x %d ranks", len(encoded), dropped, checked, len(eval_encoded), sched.total_steps,
+                 micro, accum, dist.world_size)
+
+    def save_hf(state_dict, folder):
+        model.save_pretrained(folder, tokenizer=tokenizer, state_dict=state_dict)
+
+    client = {"num_examples": len(encoded), "seed": cfg.run.seed}
+    logger = training.TrainLogger(dist, out, sched.total_steps, initial_step=start_step, desc="train-prm")
+    engine.train()
+    last = {}
+    for step in range(start_step, stop_step):
+        began = time.perf_counter()
+        indices = training.global_batch(step, len(encoded), sched.steps_per_epoch, pcfg.global_batch_size,
+                                        cfg.run.seed)
+        loss_sum, tokens, correct, total = 0.0, 0, 0, 0
+        for mb in training.micro_batches(indices, dist, micro, accum, lengths):
+            batch = {k: v.to(dist.device) for k, v in collate([encoded[i] for i in mb], pad_id).items()}
+            check_batch(batch["weights"], where=f"step {step + 1}")
+            logits, _ = engine(batch["input_ids"], attention_mask=batch["attention_mask"])
+            loss = pointwise_loss(logits, batch["labels"], batch["weights"])
+            engine.backward(loss)
+            engine.step()
+            loss_sum += float(loss.detach())
+            tokens += int(batch["attention_mask"].sum())
+            c, t = step_accuracy_counts(logits.detach(), batch["labels"], batch["weights"])
+            correct, total = correct + c, total + t
+        loss_sum, tokens, correct, total = training.sum_across_ranks([loss_sum, tokens, correct, total])
+        seconds = time.perf_counter() - began
+        last = {
+            "loss": loss_sum / (accum * dist.world_size),
+            "lr": pcfg.lr * training.lr_multiplier(step, sched.total_steps, sched.warmup_steps, pcfg.min_lr_ratio),
+            "token_accuracy": correct / max(total, 1),
+            "tokens_per_s": tokens / max(seconds, 1e-9),
+        }
+        done = step + 1
+        if eval_encoded and pcfg.eval_every and done % pcfg.eval_every == 0:
+            last.update(evaluate_steps(engine, eval_encoded, pad_id, dist.device))
+        logger.log(done, last)
+        if pcfg.checkpoint_every and done % pcfg.checkpoint_every == 0 and done < stop_step:
+            training.save_checkpoint(engine, out, done, client, save_hf)
+
+    final = {"steps": stop_step, "train_examples": len(encoded), "dropped": dropped, **last}
+    if stop_step > start_step or not (out / "checkpoints" / "latest").exists():
+        training.save_checkpoint(engine, out, stop_step, client, save_hf)
+    if stop_step == sched.total_steps:
+        if eval_encoded:
+            final.update(evaluate_steps(engine, eval_encoded, pad_id, dist.device))
+        training.save_final(engine, out, save_hf)
+        if pcfg.processbench_eval_size > 0 and dist.is_main:
+            from prm.processbench import evaluate_model_on_processbench
+
+            final.update(evaluate_model_on_processbench(str(out), cfg.data.processbench, pcfg.processbench_eval_size))
+        if dist.is_main:
+            logger.log(stop_step, {k: v for k, v in final.items() if k.startswith(("eval/", "processbench/"))},
+                       advance=False)
+    logger.close()
+    return final
+
+
+def add_arguments(parser) -> None:
+    from e2h.config import add_config_arguments
+
+    add_config_arguments(parser)
+    parser.add_argument("--data", help="StepExample JSONL (default prm.data or <run>/data/prm_train.jsonl)")
+    parser.add_argument("--backbone", help="causal LM folder (default prm_backbone.path)")
+    parser.add_argument("--output-dir", help="default prm.output_dir or <run>/prm")
+    parser.add_argument("--resume", action="store_true", help="continue from <output>/checkpoints/latest")
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (schedule unchanged)")
+
+
+def run(args) -> int:
+    from e2h.config import config_from_args
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    summary = train_prm(config_from_args(args), data=args.data, output_dir=args.output_dir, backbone=args.backbone,
+                        resume=args.resume, max_steps=args.max_steps)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+    return 0
+
+
+if __name__ == "__main__":  # torchrun --nproc_per_node N -m prm.train -c CONFIG
+    import argparse
+    import sys
+
+    _parser = argparse.ArgumentParser(prog="python -m prm.train", description=__doc__.split("\n")[0])
+    add_arguments(_parser)
+    sys.exit(run(_parser.parse_args()))
