@@ -1,0 +1,440 @@
+"""The reranking service: a FastAPI app over the PRM scorer (batched), e2h.rerank and the grader.
+
+    app = create_app(load_config("configs/serve.yaml").serve)
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+
+Routes (schemas and examples in e2h/serve/schemas.py, live docs at /docs):
+    POST /v1/score    step texts, step probabilities and min/prod/last/mean per solution
+    POST /v1/rerank   ranked solutions, chosen answer, vote mass per answer; grader verdicts when ``gold`` is given
+    GET  /healthz     200 while the process is up (answers at once, even while the model loads)
+    GET  /readyz      200 only after the model is loaded AND a warm-up forward pass ran; 503 before
+    GET  /metrics     Prometheus text
+
+Statuses: 413 a request limit (message and ``limit`` name it: max_body_bytes, max_solutions,
+max_solution_chars, max_problem_chars); 422 malformed JSON or a wrong field (message names it); 503 not ready;
+500 never leaves the process in a bad state (the handler catches, logs, answers).
+
+The model loads in a background thread (``background_load=True``, uvicorn) or before startup completes
+(``background_load=False``, Ray Serve: a replica takes traffic only once warm). Model output, solutions and gold
+answers are untrusted text: they only reach the grader (no eval, process-based timeouts) and the tokenizer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any, Callable
+
+from e2h.config import ServeSection
+from e2h.serve.backend import Backend, PRMBackend
+from e2h.serve.batcher import BatchStats, DynamicBatcher
+from e2h.serve.metrics import CONTENT_TYPE, ServeMetrics
+from e2h.serve.schemas import (
+    DEFAULT_AGGREGATION,
+    Aggregates,
+    AnswerVotes,
+    ErrorResponse,
+    RankedSolution,
+    RerankRequest,
+    RerankResponse,
+    ScoredSolution,
+    ScoreRequest,
+    ScoreResponse,
+    Verdict,
+)
+from e2h.text_format import format_prompt, split_solution
+
+log = logging.getLogger("e2h.serve")
+AGGREGATIONS = ("min", "prod", "last", "mean")
+
+
+class LimitExceeded(Exception):
+    def __init__(self, limit: str, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.message = message
+
+
+class NotReady(Exception):
+    pass
+
+
+class ServiceState:
+    """Everything one app instance owns: settings, model (once loaded), batcher, metrics, grader threads."""
+
+    def __init__(self, settings: ServeSection, backend_factory: Callable[[], Backend]) -> None:
+        self.settings = settings
+        self.backend_factory = backend_factory
+        self.backend: Backend | None = None
+        self.ready = False
+        self.load_error: str | None = None
+        self.metrics = ServeMetrics()
+        self.batcher: DynamicBatcher | None = None
+        self.grader_pool = ThreadPoolExecutor(max_workers=max(1, settings.grader_threads), thread_name_prefix="grade")
+
+    def load(self) -> None:
+        """Load the model and run one warm-up forward; only then is the service ready."""
+        started = time.monotonic()
+        try:
+            backend = self.backend_factory()
+            backend.warm_up()
+        except Exception as err:
+            self.load_error = f"{type(err).__name__}: {err}"
+            log.exception("model load failed")
+            return
+        self.backend = backend
+        self.ready = True
+        self.metrics.ready.set(1)
+        log.info("model %s ready in %.1f s", backend.name, time.monotonic() - started)
+
+    def _score_batch(self, pairs: list[tuple[str, str]]) -> list[list[float]]:
+        assert self.backend is not None
+        return self.backend.score_pairs(pairs)
+
+    def make_batcher(self) -> DynamicBatcher:
+        s = self.settings
+        metrics = self.metrics
+
+        def on_batch(stats: BatchStats) -> None:
+            metrics.batch_size.observe(stats.size)
+            metrics.batch_tokens.observe(stats.tokens)
+            metrics.batch_seconds.observe(stats.seconds)
+            metrics.solutions.inc(stats.size)
+
+        return DynamicBatcher(
+            self._score_batch,
+            max_batch_tokens=s.max_batch_tokens,
+            max_wait_ms=s.max_wait_ms,
+            max_batch_size=s.max_batch_size,
+            on_batch=on_batch,
+            on_queue_depth=metrics.queue_depth.set,
+        )
+
+
+# ---------------------------------------------------------------------------------------------------- limits
+
+
+def check_limits(request: ScoreRequest, settings: ServeSection) -> None:
+    if len(request.solutions) > settings.max_solutions:
+        raise LimitExceeded(
+            "max_solutions", f"{len(request.solutions)} solutions > max_solutions={settings.max_solutions}"
+        )
+    if len(request.problem) > settings.max_problem_chars:
+        raise LimitExceeded(
+            "max_problem_chars",
+            f"problem has {len(request.problem)} chars > max_problem_chars={settings.max_problem_chars}",
+        )
+    for i, text in enumerate(request.solutions):
+        if len(text) > settings.max_solution_chars:
+            raise LimitExceeded(
+                "max_solution_chars",
+                f"solutions[{i}] has {len(text)} chars > max_solution_chars={settings.max_solution_chars}",
+            )
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over ``max_bytes``: by Content-Length before reading, or while reading a chunked body."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _reject(self, send, detail: str) -> None:
+        from starlette.responses import JSONResponse
+
+        body = ErrorResponse(error="limit_exceeded", message=detail, limit="max_body_bytes").model_dump()
+        await JSONResponse(body, status_code=413)({"type": "http"}, None, send)  # type: ignore[arg-type]
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or self.max_bytes <= 0:
+            await self.app(scope, receive, send)
+            return
+        from starlette.exceptions import HTTPException
+
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None:
+            if not length.isdigit():
+                await self._reject(send, "invalid Content-Length header")
+                return
+            if int(length) > self.max_bytes:
+                await self._reject(send, f"body of {int(length)} bytes > max_body_bytes={self.max_bytes}")
+                return
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # FastAPI re-raises HTTPException from body reading; the app's handler answers 413
+                    raise HTTPException(413, f"body > max_body_bytes={self.max_bytes}")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class MetricsMiddleware:
+    """Requests by route and status, and latency (plain ASGI: exceptions from body reading pass through unwrapped)."""
+
+    def __init__(self, app, metrics: ServeMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observed_send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            route = self.metrics.route_label(scope.get("path", ""))
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------------------------------------------- scoring
+
+
+async def _score_request(state: ServiceState, request: ScoreRequest) -> list[ScoredSolution]:
+    if not state.ready or state.batcher is None or state.backend is None:
+        raise NotReady(state.load_error or "model is loading")
+    check_limits(request, state.settings)
+    from e2h.rerank import aggregate_steps
+
+    prompt = format_prompt(request.problem)
+    pairs = [(prompt, text) for text in request.solutions]
+    tokens = await asyncio.to_thread(state.backend.count_tokens, pairs)
+    max_tokens = getattr(state.backend, "max_tokens", None)
+    for i, n in enumerate(tokens):
+        if max_tokens and n > max_tokens:
+            raise LimitExceeded(
+                "model_max_tokens", f"solutions[{i}] is {n} tokens with the prompt > the model's {max_tokens}"
+            )
+    answers_future = asyncio.get_running_loop().run_in_executor(state.grader_pool, _extract_answers, request.solutions)
+    step_scores = await state.batcher.submit(pairs, tokens)
+    answers, keys = await answers_future
+    steps = [split_solution(text) for text in request.solutions]
+    for i, (s, p) in enumerate(zip(steps, step_scores)):
+        if len(s) != len(p) or not p:
+            raise RuntimeError(f"solutions[{i}]: the scorer gave {len(p)} step scores for {len(s)} steps")
+    aggregates = {how: aggregate_steps(step_scores, how) for how in AGGREGATIONS}
+    return [
+        ScoredSolution(
+            index=i,
+            steps=steps[i],
+            step_scores=step_scores[i],
+            aggregates=Aggregates(**{how: float(aggregates[how][i]) for how in AGGREGATIONS}),
+            answer=answers[i],
+            answer_key=keys[i],
+        )
+        for i in range(len(request.solutions))
+    ]
+
+
+def _extract_answers(texts: list[str]) -> tuple[list[str | None], list[str | None]]:
+    """Final answers and their grader-normalised keys (the form answers are grouped by)."""
+    from e2h.grading import extract_answer, normalize_answer
+
+    answers = [extract_answer(text) for text in texts]
+    return answers, [normalize_answer(a) if a is not None else None for a in answers]
+
+
+# ---------------------------------------------------------------------------------------------------- reranking
+
+
+def rerank_scored(
+    scored: list[ScoredSolution], method: str, aggregation: str
+) -> tuple[int | None, list[RankedSolution], list[AnswerVotes]]:
+    """Rank by the aggregate; group answers by their grader-normalised key and choose by ``method`` (e2h.rerank)."""
+    import numpy as np
+
+    from e2h import rerank
+
+    scores = np.array([getattr(s.aggregates, aggregation) for s in scored], dtype=np.float64)
+    keys = [s.answer_key for s in scored]
+    order = sorted(range(len(scored)), key=lambda i: (-scores[i], i))
+    ranked = [
+        RankedSolution(rank=r, index=i, score=float(scores[i]), answer=scored[i].answer,
+                       step_scores=scored[i].step_scores)
+        for r, i in enumerate(order)
+    ]
+    classes = rerank.answer_classes(keys)
+    weights = rerank.vote_weights(scores) if method == "weighted_vote" else None
+    totals = rerank.class_totals(classes, weights)
+    votes = []
+    for c in range(len(totals)):
+        members = np.flatnonzero(classes == c)
+        if len(members):
+            first = int(members[0])
+            votes.append(AnswerVotes(answer=scored[first].answer or "", key=keys[first] or "", count=len(members),
+                                     mass=float(totals[c]), solutions=[int(m) for m in members]))
+    votes.sort(key=lambda v: (-v.mass, v.solutions[0]))
+    _, chosen = rerank.select_answer(keys, scores, method)
+    return chosen, ranked, votes
+
+
+def _grade(solutions: list[str], gold: str, timeout_s: float, workers: int) -> list[Verdict]:
+    """Grader verdicts (killable worker processes with timeouts; repeated answers are graded once)."""
+    from e2h.grading import grade_many
+
+    verdicts = grade_many([(text, gold) for text in solutions], timeout_s=timeout_s, workers=workers)
+    return [Verdict(correct=bool(v.correct), reason=str(v.reason), pred_answer=v.pred_answer) for v in verdicts]
+
+
+# ---------------------------------------------------------------------------------------------------- the app
+
+
+def create_app(
+    settings: ServeSection,
+    *,
+    backend_factory: Callable[[], Backend] | None = None,
+    background_load: bool = True,
+):
+    """Build the FastAPI app. ``backend_factory`` defaults to loading ``settings.prm_path`` with prm.score."""
+    try:
+        from fastapi import FastAPI, Request
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import JSONResponse, Response
+        from starlette.exceptions import HTTPException as StarletteHTTPException
+    except ImportError as err:
+        raise RuntimeError("e2h serve needs fastapi and uvicorn: pip install fastapi uvicorn") from err
+
+    if backend_factory is None:
+        if not settings.prm_path:
+            raise ValueError("serve.prm_path is not set")
+        path, device = settings.prm_path, settings.device
+        backend_factory = lambda: PRMBackend.load(path, device)  # noqa: E731
+    state = ServiceState(settings, backend_factory)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        state.batcher = state.make_batcher()
+        await state.batcher.start()
+        if background_load:
+            threading.Thread(target=state.load, name="e2h-load-model", daemon=True).start()
+        else:
+            await asyncio.to_thread(state.load)
+            if not state.ready:
+                raise RuntimeError(f"model failed to load: {state.load_error}")
+        yield
+        await state.batcher.stop()
+        state.grader_pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(
+        title="e2h reranking service",
+        version="1",
+        description="Process-reward-model step scores and reranking (best-of-N, weighted voting, majority).",
+        lifespan=lifespan,
+    )
+    app.state.e2h = state
+    errors = {413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+
+    def error(status: int, kind: str, message: str, limit: str | None = None) -> JSONResponse:
+        return JSONResponse(ErrorResponse(error=kind, message=message, limit=limit).model_dump(), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        return error(422, "validation_error", describe_validation_errors(exc.errors()))
+
+    @app.exception_handler(LimitExceeded)
+    async def _limit(request: Request, exc: LimitExceeded):
+        return error(413, "limit_exceeded", exc.message, exc.limit)
+
+    @app.exception_handler(NotReady)
+    async def _not_ready(request: Request, exc: NotReady):
+        return error(503, "not_ready", f"model not ready: {exc}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 413:
+            return error(413, "limit_exceeded", str(exc.detail), "max_body_bytes")
+        if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI could not decode the body (bad UTF-8)
+            cause = exc.__cause__
+            return error(422, "validation_error", f"malformed JSON body: {type(cause).__name__}: {cause}")
+        return error(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        log.exception("unhandled error on %s", request.url.path)
+        return error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", responses={503: {"model": ErrorResponse}})
+    async def readyz():
+        if state.ready:
+            return {"status": "ready", "model": state.backend.name if state.backend else None}
+        return error(503, "not_ready", state.load_error or "model is loading")
+
+    @app.get("/metrics")
+    async def metrics():
+        state.metrics.queue_depth.set(state.batcher.queue_depth if state.batcher else 0)
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+    @app.post("/v1/score", response_model=ScoreResponse, responses=errors)
+    async def score(body: ScoreRequest) -> ScoreResponse:
+        solutions = await _score_request(state, body)
+        return ScoreResponse(model=state.backend.name, solutions=solutions)  # type: ignore[union-attr]
+
+    @app.post("/v1/rerank", response_model=RerankResponse, responses=errors)
+    async def rerank(body: RerankRequest) -> RerankResponse:
+        scored = await _score_request(state, body)
+        aggregation = body.aggregation or DEFAULT_AGGREGATION[body.method]
+        chosen, ranked, votes = rerank_scored(scored, body.method, aggregation)
+        chosen_correct = None
+        if body.gold is not None:
+            verdicts = await asyncio.get_running_loop().run_in_executor(
+                state.grader_pool,
+                _grade,
+                body.solutions,
+                body.gold,
+                state.settings.grader_timeout_s,
+                state.settings.grader_threads,
+            )
+            for item in ranked:
+                item.verdict = verdicts[item.index]
+            chosen_correct = verdicts[chosen].correct if chosen is not None else False
+        return RerankResponse(
+            model=state.backend.name,  # type: ignore[union-attr]
+            method=body.method,
+            aggregation=aggregation,
+            chosen_index=chosen,
+            chosen_answer=scored[chosen].answer if chosen is not None else None,
+            ranked=ranked,
+            answers=votes,
+            chosen_correct=chosen_correct,
+        )
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)  # outermost: counts 413s and 500s too
+    return app
+
+
+def describe_validation_errors(errors: list[dict]) -> str:
+    """'solutions.2: Input should be a valid string; problem: Field required' (the 'body' prefix dropped)."""
+    parts = []
+    for item in errors:
+        loc = [str(p) for p in item.get("loc", ()) if p != "body"]
+        if item.get("type") == "json_invalid":
+            ctx = item.get("ctx") or {}
+            parts.append(f"malformed JSON at position {loc[-1] if loc else '?'}: {ctx.get('error', item.get('msg'))}")
+            continue
+        field = ".".join(loc) or "body"
+        parts.append(f"{field}: {item.get('msg')}")
+    return "; ".join(parts) or "invalid request"

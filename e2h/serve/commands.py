@@ -1,0 +1,48 @@
+"""Serve PRM step scores and reranking over HTTP (FastAPI + uvicorn, or Ray Serve with N replicas).
+
+    e2h serve --config configs/serve.yaml
+    e2h serve --config configs/serve.yaml --ray --replicas 2 serve.port=8001
+
+Binds serve.host (127.0.0.1 by default). API docs at http://HOST:PORT/docs; see docs/serve.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from e2h.config import RunConfig, ServeSection, add_config_arguments, config_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(parser, required=False)
+    parser.add_argument("--ray", action="store_true", help="deploy on Ray Serve instead of a single uvicorn process")
+    parser.add_argument("--replicas", type=int, default=None, help="Ray Serve replicas (default: serve.replicas)")
+    parser.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def serve_settings(config: RunConfig) -> ServeSection:
+    """The serve section with its defaults resolved (prm_path -> <run.out_dir>/prm)."""
+    settings = config.serve.model_copy()
+    if settings.prm_path is None:
+        settings.prm_path = str(config.out_path("prm"))
+    return settings
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = serve_settings(config_from_args(args))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.ray:
+        from e2h.serve.ray_serve import serve_forever
+
+        serve_forever(settings, replicas=args.replicas or settings.replicas, address=args.ray_address)
+        return 0
+    try:
+        import uvicorn
+    except ImportError as err:
+        raise SystemExit("e2h serve needs uvicorn: pip install uvicorn fastapi") from err
+    from e2h.serve.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level)
+    return 0

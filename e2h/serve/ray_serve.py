@@ -1,0 +1,81 @@
+"""The same FastAPI app on Ray Serve, N replicas behind Ray's HTTP proxy (scale-out beyond one process).
+
+    url = start(settings, replicas=2)        # local Ray on loopback, or address= an existing cluster
+    httpx.post(url + "/v1/score", json={...})
+    stop()
+
+Each replica builds the app itself (``create_app`` runs on the replica, so the model loads there, once) and
+loads synchronously: Ray routes traffic to a replica only after its model is loaded and warmed up. Each replica
+batches its own requests; Ray's proxy spreads requests over replicas.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+from e2h.config import ServeSection
+
+APP_NAME = "e2h"
+
+
+class _Ingress:
+    """Ray Serve wraps this class with the app's routes; it holds no state of its own."""
+
+
+def build_application(settings: ServeSection, replicas: int):
+    try:
+        from ray import serve
+    except ImportError as err:
+        raise RuntimeError('Ray Serve is not installed: pip install "ray[serve]"') from err
+    from e2h.serve.app import create_app
+    from e2h.serve.backend import resolve_device
+
+    def builder():  # a plain function: Ray calls it on each replica (a partial would be taken for the app itself)
+        return create_app(settings, background_load=False)
+
+    num_gpus = 1 if settings.device == "cuda" or (settings.device == "auto" and resolve_device("auto") == "cuda") else 0
+    deployment = serve.deployment(
+        name="e2h-rerank",
+        num_replicas=replicas,
+        ray_actor_options={"num_cpus": settings.cpus_per_replica, "num_gpus": num_gpus},
+        health_check_period_s=10,
+    )(serve.ingress(builder)(_Ingress))
+    return deployment.bind()
+
+
+def start(settings: ServeSection, replicas: int, address: str | None = None, num_cpus: int | None = None) -> str:
+    """Start (or join) Ray, deploy the app with ``replicas`` replicas, return its base URL once every replica is up."""
+    import ray
+    from ray import serve
+
+    if not ray.is_initialized():
+        kwargs = {"include_dashboard": False, "log_to_driver": False}
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            node_ip = "127.0.0.1" if settings.host == "127.0.0.1" else None  # loopback service, loopback cluster
+            ray.init(address="local", num_cpus=num_cpus, _node_ip_address=node_ip, **kwargs)
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(build_application(settings, replicas), name=APP_NAME, route_prefix="/", blocking=False)
+    return f"http://{settings.host}:{settings.port}"
+
+
+def stop() -> None:
+    import ray
+    from ray import serve
+
+    try:
+        serve.shutdown()
+    finally:
+        ray.shutdown()
+
+
+def serve_forever(settings: ServeSection, replicas: int, address: str | None = None) -> None:
+    url = start(settings, replicas, address)
+    print(f"e2h serve: {replicas} Ray Serve replicas at {url} (Ctrl-C stops)", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    stop()

@@ -1,0 +1,171 @@
+"""Readiness, load failure and reranking on constructed scores, over real HTTP (uvicorn on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+import httpx
+import pytest
+
+from e2h.config import ServeSection
+
+pytestmark = pytest.mark.distributed
+
+
+class GatedBackend:
+    """The real tiny PRM, but warm-up waits for the test's go-ahead; counts forward calls."""
+
+    def __init__(self, path: str, gate: threading.Event) -> None:
+        from e2h.serve.backend import PRMBackend
+
+        self.inner = PRMBackend.load(path, "cpu")
+        self.name = self.inner.name
+        self.gate = gate
+        self.forward_calls = 0
+        self.warmed = False
+
+    def score_pairs(self, pairs):
+        self.forward_calls += 1
+        return self.inner.score_pairs(pairs)
+
+    def count_tokens(self, pairs):
+        return self.inner.count_tokens(pairs)
+
+    def warm_up(self):
+        from e2h.serve.backend import WARM_UP_PAIR
+
+        assert self.gate.wait(30)
+
+        assert self.score_pairs([WARM_UP_PAIR])[0]
+        self.warmed = True
+
+
+def test_readiness_flips_only_after_the_warm_up_forward(serve_tiny_prm, serve_thread_server):
+    from e2h.serve.app import create_app
+
+    gate = threading.Event()
+    backends = []
+
+    def factory():
+        backends.append(GatedBackend(serve_tiny_prm, gate))
+        return backends[-1]
+
+    server = serve_thread_server(create_app(ServeSection(prm_path=None), backend_factory=factory))
+    body = {"problem": "What is 1+1?", "solutions": ["So 2.\n\n# Answer\n\n2"]}
+    # the model loads in the background: the process is alive at once, but not ready, and refuses work
+    assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+    r = httpx.get(server.url + "/readyz", timeout=10)
+    assert r.status_code == 503 and r.json()["error"] == "not_ready"
+    r = httpx.post(server.url + "/v1/score", json=body, timeout=10)
+    assert r.status_code == 503 and r.json()["error"] == "not_ready"
+    assert "e2h_serve_ready 0.0" in httpx.get(server.url + "/metrics", timeout=10).text
+    gate.set()
+    deadline = time.monotonic() + 30
+    while httpx.get(server.url + "/readyz", timeout=10).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert backends[0].warmed and backends[0].forward_calls == 1  # ready came after one warm-up forward
+    assert httpx.post(server.url + "/v1/score", json=body, timeout=30).status_code == 200
+    assert "e2h_serve_ready 1.0" in httpx.get(server.url + "/metrics", timeout=10).text
+
+
+def test_a_failed_load_stays_not_ready_and_says_why(serve_thread_server, tmp_path):
+    from e2h.serve.app import create_app
+
+    missing = tmp_path / "no-such-prm"
+    server = serve_thread_server(create_app(ServeSection(prm_path=str(missing), device="cpu")))
+    deadline = time.monotonic() + 30
+    while True:
+        r = httpx.get(server.url + "/readyz", timeout=10)
+        assert r.status_code == 503
+        if "not found" in r.json()["message"]:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert str(missing) in r.json()["message"]
+    assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+
+
+class ConstructedBackend:
+    """Scores by hand: a reasoning step's score is the '[p=0.9]' written in it, the answer step's is the
+    '[ans=0.8]' written anywhere in the solution (0.5 when absent), so the right choice is known in advance."""
+
+    name = "constructed"
+
+    def score_pairs(self, pairs):
+        from e2h.text_format import is_answer_step, split_solution
+
+        out = []
+        for _, text in pairs:
+            ans = re.search(r"\[ans=([0-9.]+)\]", text)
+            scores = []
+            for step in split_solution(text):
+                m = ans if is_answer_step(step) else re.search(r"\[p=([0-9.]+)\]", step)
+                scores.append(float(m.group(1)) if m else 0.5)
+            out.append(scores)
+        return out
+
+    def count_tokens(self, pairs):
+        return [len(p) + len(s) for p, s in pairs]
+
+    def warm_up(self):
+        pass
+
+
+@pytest.fixture(scope="module")
+def constructed_server(serve_thread_server):
+    from e2h.serve.app import create_app
+
+    app = create_app(ServeSection(prm_path=None, max_wait_ms=0), backend_factory=ConstructedBackend)
+    return serve_thread_server(app).wait_ready()
+
+
+# The paper's case study (Fig. 22) in miniature: many low-scored "36", fewer high-scored "10", one confident "7".
+#   idx  steps        answer-step  answer   min   prod   last  mean
+#   0    .3           .4           36       .3    .12    .4    .35
+#   1    .2           .5           36       .2    .10    .5    .35
+#   2    .3           .3           36       .3    .09    .3    .30
+#   3    .9 .95       .8           10       .8    .684   .8    .883
+#   4    .99 .6       .9           10       .6    .535   .9    .83
+#   5    1.0          .85          7        .85   .85    .85   .925
+CASE = [
+    "[p=0.3] Try. [ans=0.4]\n\n# Answer\n\n36",
+    "[p=0.2] Try. [ans=0.5]\n\n# Answer\n\n36",
+    "[p=0.3] Try. [ans=0.3]\n\n# Answer\n\n36",
+    "[p=0.9] Careful.\n\n[p=0.95] Check. [ans=0.8]\n\n# Answer\n\n10",
+    "[p=0.99] Careful.\n\n[p=0.6] Check. [ans=0.9]\n\n# Answer\n\n10",
+    "[p=1.0] Lucky. [ans=0.85]\n\n# Answer\n\n7",
+]
+
+
+@pytest.mark.parametrize(
+    "method, aggregation, chosen_answer, chosen_index, top_mass",
+    [
+        ("majority", None, "36", None, 3.0),  # 3 votes
+        ("weighted_vote", "prod", "10", None, 0.684 + 0.5346),  # beats 36 (0.31) and 7 (0.85)
+        ("weighted_vote", "min", "10", None, 1.4),
+        ("best_of_n", "min", "7", 5, None),
+        ("best_of_n", "prod", "7", 5, None),
+        ("best_of_n", "last", "10", 4, None),
+        ("best_of_n", "mean", "7", 5, None),
+    ],
+)
+def test_rerank_picks_the_constructed_answer(constructed_server, method, aggregation, chosen_answer, chosen_index,
+                                             top_mass):
+    body = {"problem": "How many?", "solutions": CASE, "method": method}
+    if aggregation:
+        body["aggregation"] = aggregation
+    r = httpx.post(constructed_server.url + "/v1/rerank", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["chosen_answer"] == chosen_answer
+    assert CASE[out["chosen_index"]].endswith(chosen_answer)
+    if chosen_index is not None:
+        assert out["chosen_index"] == chosen_index
+        assert out["ranked"][0]["index"] == chosen_index
+    if top_mass is not None:
+        assert out["answers"][0]["answer"] == chosen_answer
+        assert out["answers"][0]["mass"] == pytest.approx(top_mass, abs=1e-6)
+

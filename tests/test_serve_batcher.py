@@ -1,0 +1,129 @@
+"""The dynamic batcher on its own (no model, no sockets): batches form across concurrent requests within the
+token / size budgets, results go back to the right request, a failing batch does not stop the service."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from e2h.serve.batcher import DynamicBatcher
+
+
+class RecordingScorer:
+    """Scores a pair as [len(solution)]; records each batch it was given (and from which thread)."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.batches: list[list[tuple[str, str]]] = []
+        self.threads: set[str] = set()
+        self.fail_on = fail_on
+
+    def __call__(self, pairs):
+        self.batches.append(list(pairs))
+        self.threads.add(threading.current_thread().name)
+        if self.fail_on is not None and any(s == self.fail_on for _, s in pairs):
+            raise RuntimeError("model exploded")
+        return [[float(len(s)), float(len(p))] for p, s in pairs]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def _with_batcher(scorer, body, **kwargs):
+    batcher = DynamicBatcher(scorer, **kwargs)
+    await batcher.start()
+    try:
+        return await body(batcher)
+    finally:
+        await batcher.stop()
+
+
+def test_concurrent_requests_share_one_batch_and_get_their_own_results():
+    scorer = RecordingScorer()
+    requests = [[(f"p{r}", "x" * (r * 3 + k + 1)) for k in range(2)] for r in range(3)]
+
+    async def body(batcher):
+        return await asyncio.gather(*(batcher.submit(pairs, [1] * len(pairs)) for pairs in requests))
+
+    results = run(_with_batcher(scorer, body, max_batch_tokens=100, max_wait_ms=200))
+    assert [len(b) for b in scorer.batches] == [6]  # three requests, one forward batch
+    for pairs, result in zip(requests, results):
+        assert result == [[float(len(s)), float(len(p))] for p, s in pairs]
+    assert all(name.startswith("e2h-batcher") for name in scorer.threads)  # not on the event loop
+
+
+@pytest.mark.parametrize(
+    "max_batch_tokens, max_batch_size, tokens, expected_sizes",
+    [
+        (10, 256, [5, 5, 5, 5, 5], [2, 2, 1]),  # token budget
+        (1000, 2, [1, 1, 1, 1, 1], [2, 2, 1]),  # size budget
+        (1000, 1, [1, 1, 1], [1, 1, 1]),  # batch size 1 (the benchmark baseline)
+        (10, 256, [50, 3, 3], [1, 2]),  # a pair over the budget still runs, alone
+    ],
+)
+def test_batches_respect_budgets(max_batch_tokens, max_batch_size, tokens, expected_sizes):
+    scorer = RecordingScorer()
+    pairs = [("p", "s" * (i + 1)) for i in range(len(tokens))]
+
+    async def body(batcher):
+        return await batcher.submit(pairs, tokens)
+
+    result = run(_with_batcher(scorer, body, max_batch_tokens=max_batch_tokens, max_batch_size=max_batch_size,
+                               max_wait_ms=50))
+    assert [len(b) for b in scorer.batches] == expected_sizes
+    assert result == [[float(len(s)), 1.0] for _, s in pairs]
+
+
+def test_a_failing_batch_fails_its_requests_only():
+    scorer = RecordingScorer(fail_on="boom")
+
+    async def body(batcher):
+        bad = await asyncio.gather(batcher.submit([("p", "boom")]), return_exceptions=True)
+        good = await batcher.submit([("p", "fine")])
+        return bad[0], good
+
+    bad, good = run(_with_batcher(scorer, body, max_batch_tokens=100, max_wait_ms=0))
+    assert isinstance(bad, RuntimeError) and "exploded" in str(bad)
+    assert good == [[4.0, 1.0]]
+
+
+def test_a_lone_request_is_not_held_past_max_wait():
+    scorer = RecordingScorer()
+
+    async def body(batcher):
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await batcher.submit([("p", "s")])
+        return loop.time() - started
+
+    elapsed = run(_with_batcher(scorer, body, max_batch_tokens=10_000, max_wait_ms=100))
+    assert 0.09 <= elapsed < 2.0
+
+
+def test_submit_before_start_is_an_error():
+    batcher = DynamicBatcher(RecordingScorer(), max_batch_tokens=10, max_wait_ms=0)
+    with pytest.raises(RuntimeError, match="not started"):
+        run(batcher.submit([("p", "s")]))
+
+
+def test_one_failing_pair_fails_only_its_own_request():
+    """The backend retries a failed batch pair by pair; the batcher hands each pair its own outcome."""
+    from e2h.serve.backend import PRMBackend
+
+    class FussyScorer:  # stands in for prm.score.PRMScorer: refuses one text
+        def score_pairs(self, pairs):
+            if any("poison" in s for _, s in pairs):
+                raise ValueError("cannot score poison")
+            return [[0.5] * len(s.split("\n\n")) for _, s in pairs]
+
+    backend = PRMBackend(FussyScorer(), name="fussy")
+
+    async def body(batcher):
+        return await asyncio.gather(batcher.submit([("p", "a\n\nb")]), batcher.submit([("p", "poison")]),
+                                    batcher.submit([("q", "c")]), return_exceptions=True)
+
+    ok1, bad, ok2 = run(_with_batcher(backend.score_pairs, body, max_batch_tokens=1000, max_wait_ms=100))
+    assert ok1 == [[0.5, 0.5]] and ok2 == [[0.5]]
+    assert isinstance(bad, ValueError) and "poison" in str(bad)
