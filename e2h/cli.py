@@ -7,26 +7,26 @@ import argparse
 import importlib
 import sys
 
-from e2h.config import ConfigError
+from e2h.config import ConfigError, add_config_arguments, config_from_args  # noqa: F401 (re-exported)
 from e2h.jsonl import RecordError
 
 # (command, module, one-line help). Sub-commands ("data prepare") are handled by the module's own parser.
 COMMANDS: list[tuple[str, str, str]] = [
+    ("demo", "e2h.pipeline", "the whole pipeline offline on the leveled world with tiny models (CPU, ~10 min)"),
     ("data", "e2h.data.commands", "prepare PRM / SFT data and prompt sets; inspect loaders"),
     ("world", "e2h.world.commands", "generate the offline leveled world and its tiny models"),
+    ("doctor", "e2h.doctor", "check versions, devices, disk, paths, collectives and the Ray cluster before a run"),
+    ("sft", "policy.sft", "fine-tune the policy on step-formatted solutions with DeepSpeed (resumable)"),
+    ("sample", "policy.sample", "sample N solutions per problem with vLLM (sharded, resumable, Ray actors)"),
+    ("ppo", "policy.ppo", "PPO with process rewards (DeepSpeed actor/critic, vLLM rollouts)"),
+    ("serve", "e2h.serve.commands", "serve PRM step scores and reranking over HTTP (FastAPI; --ray for Ray Serve)"),
+    ("train-prm", "prm.train", "train the process reward model with DeepSpeed (torchrun -m prm.train for N processes)"),
+    ("score", "prm.score", "score samples with the PRM: per-step probabilities + min/prod/last/mean (sharded, resumable)"),
+    ("eval-processbench", "prm.processbench", "ProcessBench first-error accuracy / F1 of a PRM"),
+    ("grade", "e2h.grading.commands", "grade predictions against gold answers (safe SymPy)"),
+    ("eval", "e2h.evaluate", "grade samples, rerank (majority / best-of-N / weighted vote), curves and report"),
+    ("report", "e2h.report.commands", "compare evaluated runs side by side (report.md + report.html)"),
 ]
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
-    """--config FILE plus dotted overrides such as prm.lr=1e-5."""
-    parser.add_argument("--config", "-c", required=required, help="YAML run config (see configs/)")
-    parser.add_argument("overrides", nargs="*", metavar="key.path=value", help="dotted config overrides")
-
-
-def config_from_args(args: argparse.Namespace):
-    from e2h.config import load_config
-
-    return load_config(args.config, args.overrides)
 
 
 def build_parser() -> argparse.ArgumentParser:

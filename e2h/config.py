@@ -53,13 +53,19 @@ class DataSection(Section):
 
 
 class WorldSection(Section):
-    """The offline leveled world (e2h.world): sizes per level and split."""
+    """The offline leveled world (e2h.world): sizes per level and split, subjects, PRM negatives."""
 
     seed: int = 0
-    train_per_level: int = 400
-    validation_per_level: int = 40
-    test_per_level: int = 60
-    flawed_per_problem: int = 2
+    train_per_level: int = Field(default=400, ge=0)
+    validation_per_level: int = Field(default=40, ge=0)
+    test_per_level: int = Field(default=60, ge=0)
+    flawed_per_problem: int = Field(default=2, ge=0)  # flawed solutions (PRM negatives) per training problem
+    # subjects drawn round-robin within each level; empty = all of e2h.world.generator.SUBJECTS
+    subjects: list[str] = Field(default_factory=list)
+    # labels of a flawed solution after its first wrong step: "label" = the step checker's verdict on every
+    # step (a step building on a wrong value is wrong, an independent one right); "cut" = drop them (PRM800K
+    # phase 2 style: the solution ends at its first error)
+    after_error: Literal["label", "cut"] = "label"
 
 
 class TokenizerSection(Section):
@@ -103,14 +109,22 @@ class TrainSection(Section):
 
 
 class PRMSection(TrainSection):
-    kind: Literal["prm", "orm", "oprm"] = "prm"
+    kind: Literal["prm", "orm", "oprm"] = "prm"  # same model and loss; only the data differs (reference §2)
     label_positions: Literal["every_token", "boundary"] = "every_token"
     output_dir: str | None = None  # default: <run.out_dir>/prm
+    data: str | None = None  # StepExample JSONL; default: <run.out_dir>/data/prm_train.jsonl
+    eval_size: int = 0  # StepExamples held out (seeded) for step accuracy during training
+    processbench_eval_size: int = 0  # ProcessBench items (data.processbench) for first-error F1 at eval time
+    preflight_limit: int | None = 256  # examples the step-tag preflight re-checks (None = all)
 
 
 class SFTSection(TrainSection):
+    """Policy SFT (reference: lr 2e-5 -> 2e-7, 3 epochs, batch 128, max length 768, EOS only on answer steps)."""
+
     epochs: float = 3.0
-    output_dir: str | None = None
+    output_dir: str | None = None  # default: <run.out_dir>/sft
+    data: str | None = None  # SFTExample JSONL; default: <run.out_dir>/data/sft_train.jsonl
+    init: str | None = None  # the model to fine-tune; default: policy.path
 
 
 class SampleSection(Section):
@@ -140,16 +154,32 @@ class SampleSection(Section):
 
 
 class ScoreSection(Section):
-    batch_tokens: int = 16384
-    num_actors: int = 1
-    shard_size: int = 256
+    batch_tokens: int = 16384  # padded tokens per forward pass
+    num_actors: int = 1  # Ray actors, one PRM each; 1 = in process
+    shard_size: int = 256  # samples per shard (resumable unit)
+    model: str | None = None  # PRM folder; default: <run.out_dir>/prm
+    samples: str | None = None  # Sample JSONL file or folder of shards; default: <run.out_dir>/samples
+    output_dir: str | None = None  # default: <run.out_dir>/scored
+    share_prompt: bool = False  # reuse each problem's prompt KV cache for its N samples (slower on CPU, see bench)
+    device: str = "auto"  # auto: cuda if available else cpu
+    cpus_per_actor: float = 1.0
 
 
 class EvalSection(Section):
+    """Reranking curves and the report (e2h.evaluate; reference §3.2: min for best-of-N, prod for voting)."""
+
+    samples: str | None = None  # a samples JSONL or a folder of them; default: <run.out_dir>/scored, else samples
+    output_dir: str | None = None  # default: <run.out_dir>/eval
     n_values: list[int] | None = None  # default: 1, 2, 4, ... up to the pool size
     resamples: int = 1000
+    seed: int = 0
+    interval: Literal["samples", "problems"] = "samples"  # what the report's bands show (both are saved)
     best_of_n_aggregation: Literal["min", "prod", "last", "mean"] = "min"
     weighted_vote_aggregation: Literal["min", "prod", "last", "mean"] = "prod"
+    # aggregations computed for the ablation table (the two above are always included)
+    aggregations: list[Literal["min", "prod", "last", "mean"]] = Field(
+        default_factory=lambda: ["min", "prod", "last", "mean"])
+    regrade: bool = True  # False: trust `correct` / `pred_answer` already in the samples file
     grader_timeout_s: float = 5.0
     grader_workers: int = 2
 
@@ -180,6 +210,28 @@ class PPOSection(TrainSection):
     process_reward_scale: float = 1.0
     total_steps: int = 500
     validate_every: int = 10
+    # --- reward details (reference §4.1; math_rl_utils) ---
+    format_penalty_value: float = -1.0  # terminal = answer reward + penalty * this (penalty_reward_value)
+    relative_format_penalty: bool = True  # False: any positive penalty sets the terminal reward to the value
+    process_reward_placement: Literal["dense", "terminal"] = "dense"  # terminal: their sum on the last token
+    prm_short_step_tokens: int = 2  # a first step shorter than this (tokens) gets prm_short_step_logit
+    prm_short_step_logit: float = -4.44
+    unwhitened_reward_scale: float = 50.0  # rewards are multiplied by this when whiten_rewards is off
+    # --- models, rollouts, schedule ---
+    policy_path: str | None = None  # default: <run.out_dir>/sft (the actor and the frozen reference)
+    prm_path: str | None = None  # default: <run.out_dir>/prm (the frozen reward model and the critic's start)
+    output_dir: str | None = None  # default: <run.out_dir>/ppo
+    prompts: str | None = None  # Problem JSONL; default: <run.out_dir>/data/prompts_train.jsonl (all levels)
+    validation_prompts: str | None = None  # default: <run.out_dir>/data/prompts_validation.jsonl
+    value_lr: float | None = None  # default: lr
+    warmup_steps: int = 5  # PPO steps of linear warmup, then cosine down to lr * min_lr_ratio
+    max_prompt_tokens: int = 384  # longer prompts are dropped (also from validation), as the reference does
+    rollout_backend: Literal["auto", "vllm", "hf"] = "auto"  # auto: vLLM when importable, else transformers
+    max_model_len: int = 1536
+    kv_cache_gib: float | None = None
+    forward_batch_size: int = 16  # sequences per no-grad forward (logprobs, values, PRM scores)
+    validation_size: int | None = None  # validation problems used for greedy validation (None = all)
+    seed: int = 0
 
 
 class ServeSection(Section):
@@ -202,6 +254,14 @@ class ServeSection(Section):
     cpus_per_replica: float = 1.0
 
 
+class DemoSection(Section):
+    """What only `e2h demo` reads: the PRM data pool sampled from the SFT policy on easy problems."""
+
+    prm_pool_problems: int = 600  # easy training problems the policy samples on for PRM data
+    prm_pool_samples: int = 4  # samples per pool problem, each labelled by the world's step checker
+    prm_pool_temperature: float = 1.0
+
+
 class RunConfig(Section):
     run: RunSection = Field(default_factory=RunSection)
     data: DataSection = Field(default_factory=DataSection)
@@ -216,6 +276,7 @@ class RunConfig(Section):
     eval: EvalSection = Field(default_factory=EvalSection)
     ppo: PPOSection = Field(default_factory=PPOSection)
     serve: ServeSection = Field(default_factory=ServeSection)
+    demo: DemoSection = Field(default_factory=DemoSection)
 
     def out_path(self, *parts: str) -> Path:
         return Path(self.run.out_dir, *parts)

@@ -116,10 +116,15 @@ def encode_step_example(tokenizer, example: StepExample, label_positions: str = 
     a labelled step that does not fit raises TruncationError (the caller drops and counts the example)."""
     if label_positions not in ("every_token", "boundary"):
         raise ValueError(f"label_positions must be 'every_token' or 'boundary', got {label_positions!r}")
+    if any(not step.strip() for step in example.steps):
+        raise ValueError(f"{example.id}: an empty step has no token to score")
     lay = layout(example.problem, example.steps)
     ids, offsets = tokenize_with_offsets(tokenizer, lay.text, add_bos=add_bos)
-    bounds = boundary_positions(lay, offsets)
-    ranges = step_token_ranges(lay, offsets)
+    try:
+        bounds = boundary_positions(lay, offsets)
+        ranges = step_token_ranges(lay, offsets)
+    except ValueError as err:
+        raise ValueError(f"{example.id}: {err}") from None
     labels = [0.0] * len(ids)
     weights = [0.0] * len(ids)
     last_needed = 0

@@ -1,0 +1,270 @@
+"""``e2h demo``: the whole easy-to-hard pipeline on the offline leveled world, with tiny models, on a CPU.
+
+    e2h demo                                  # configs/demo.yaml -> runs/demo
+    e2h demo --out runs/d2 --seeds 0 1 2      # three seeds, then the effect averaged over them
+    e2h demo --with-ppo sft.epochs=6          # plus a short PPO run; dotted overrides as everywhere
+
+Stages (each is the same command a cluster run uses, run as its own process on the resolved config):
+
+1. world     the leveled world (train / validation / test, levels 1-5), a tokenizer, tiny policy and PRM backbones
+2. data      `e2h data prepare`: SFT data and PRM data (reference + flawed solutions) from levels 1-3 only
+3. sft       `e2h sft`: the policy learns to write step-by-step solutions on levels 1-3 (DeepSpeed)
+4. prm_pool  `e2h sample` on easy training problems; each sample labelled step by step by the world's checker
+5. prm       `e2h train-prm` on the checker-labelled samples + the flawed solutions, levels 1-3 only (DeepSpeed)
+6. sample    `e2h sample`: N solutions per test problem of every level (vLLM)
+7. score     `e2h score`: PRM step probabilities for every sample
+8. eval      `e2h eval`: grading, majority / best-of-N / weighted voting vs N, easy vs hard, report.html
+9. ppo       (with --with-ppo) `e2h ppo` from the SFT policy with the PRM's process rewards
+
+A stage is skipped when the run's manifest lists it as done (its outputs unchanged); ``--force`` starts the run
+directory afresh. The end prints the per-stage timing table and the easy-to-hard effect on levels 4-5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from e2h.config import RunConfig, load_config, save_config
+from e2h.evaluate import ORACLE
+from e2h.manifest import Manifest
+from e2h.records import Problem, Sample, StepExample, iter_records, load_records, save_records
+
+DEFAULT_CONFIG = "configs/demo.yaml"
+HEADLINE = {"pass@1": ("majority", 0), "majority@N": ("majority", -1), "best_of_n@N": ("best_of_n/min", -1),
+            "weighted_vote@N": ("weighted_vote/prod", -1), "oracle@N": (ORACLE, -1)}
+
+
+@dataclass
+class Stage:
+    name: str
+    run: Callable[[RunConfig, Path], list[Path]]  # returns the outputs that mark it done
+    describe: str
+
+
+# --------------------------------------------------------------------------------------------- stage bodies
+def e2h_command(config_path: Path, *args: str) -> None:
+    """Run one e2h command in its own process (as a cluster run would), failing loudly with its exit code."""
+    command = [sys.executable, "-m", "e2h.cli", *args[:1], "--config", str(config_path), *args[1:]]
+    result = subprocess.run(command, env=os.environ.copy())
+    if result.returncode != 0:
+        raise RuntimeError(f"stage command failed (exit {result.returncode}): {' '.join(command)}")
+
+
+def stage_world(cfg: RunConfig, config_path: Path) -> list[Path]:
+    from e2h.world.commands import build
+
+    build(cfg)
+    return [cfg.out_path("world", "test.jsonl"), cfg.out_path("models", "policy_init"),
+            cfg.out_path("models", "prm_init")]
+
+
+def stage_data(cfg: RunConfig, config_path: Path) -> list[Path]:
+    from e2h.data.prepare import prepare
+
+    prepare(cfg)
+    return [cfg.out_path("data", "sft_train.jsonl"), cfg.out_path("data", "prm_train.jsonl")]
+
+
+def stage_sft(cfg: RunConfig, config_path: Path) -> list[Path]:
+    e2h_command(config_path, "sft")
+    return [cfg.out_path("sft", "config.json")]
+
+
+def easy_pool_prompts(cfg: RunConfig) -> list[Problem]:
+    """The easy training problems the policy samples on for PRM data (a seeded subset of levels 1-3)."""
+    problems = [p for p in load_records(cfg.out_path("data", "prompts_train.jsonl"), Problem)
+                if p.level in cfg.data.train_levels]
+    random.Random(cfg.run.seed).shuffle(problems)
+    return problems[: cfg.demo.prm_pool_problems]
+
+
+def stage_prm_pool(cfg: RunConfig, config_path: Path) -> list[Path]:
+    from e2h.world import label_with_checker
+
+    prompts = cfg.out_path("data", "prompts_prm_pool.jsonl")
+    pool = easy_pool_prompts(cfg)
+    save_records(prompts, pool)
+    out = cfg.out_path("samples_prm_pool")
+    e2h_command(config_path, "sample", f"sample.prompts={prompts}", f"sample.output_dir={out}",
+                f"sample.n={cfg.demo.prm_pool_samples}", f"sample.temperature={cfg.demo.prm_pool_temperature}")
+    by_id = {p.id: p for p in pool}
+    labelled = [label_with_checker(by_id[s.problem_id], s.completion)
+                for shard in sorted(out.glob("shard-*.jsonl")) for s in iter_records(shard, Sample)]
+    labelled = [e for e in labelled if all(step.strip() for step in e.steps)]  # an empty sample has no steps
+    flawed = load_records(cfg.out_path("data", "prm_train.jsonl"), StepExample)
+    examples = dedupe(labelled + flawed)
+    path = cfg.out_path("data", "prm_demo.jsonl")
+    save_records(path, examples)
+    return [path]
+
+
+def dedupe(examples: list[StepExample]) -> list[StepExample]:
+    """One example per (problem, step texts): the policy often writes the reference solution verbatim."""
+    seen, unique = set(), []
+    for example in examples:
+        key = (example.problem_id, tuple(example.steps))
+        if key not in seen:
+            seen.add(key)
+            unique.append(example)
+    return unique
+
+
+def stage_prm(cfg: RunConfig, config_path: Path) -> list[Path]:
+    e2h_command(config_path, "train-prm", f"prm.data={cfg.out_path('data', 'prm_demo.jsonl')}")
+    return [cfg.out_path("prm", "config.json")]
+
+
+def stage_sample(cfg: RunConfig, config_path: Path) -> list[Path]:
+    e2h_command(config_path, "sample")
+    return [cfg.out_path("samples")]
+
+
+def stage_score(cfg: RunConfig, config_path: Path) -> list[Path]:
+    e2h_command(config_path, "score")
+    return [cfg.out_path("scored")]
+
+
+def stage_eval(cfg: RunConfig, config_path: Path) -> list[Path]:
+    e2h_command(config_path, "eval")
+    return [cfg.out_path("eval", "metrics.json"), cfg.out_path("eval", "report.html")]
+
+
+def stage_ppo(cfg: RunConfig, config_path: Path) -> list[Path]:
+    e2h_command(config_path, "ppo")
+    return [cfg.out_path("ppo")]
+
+
+STAGES = [
+    Stage("world", stage_world, "leveled world, tokenizer, tiny backbones"),
+    Stage("data", stage_data, "SFT + PRM data from levels 1-3"),
+    Stage("sft", stage_sft, "SFT of the policy on levels 1-3 (DeepSpeed)"),
+    Stage("prm_pool", stage_prm_pool, "policy samples on easy problems, labelled by the step checker"),
+    Stage("prm", stage_prm, "PRM training on levels 1-3 (DeepSpeed)"),
+    Stage("sample", stage_sample, "N samples per test problem, all levels (vLLM)"),
+    Stage("score", stage_score, "PRM step scores"),
+    Stage("eval", stage_eval, "grading, reranking curves, report"),
+    Stage("ppo", stage_ppo, "short PPO run with process rewards"),
+]
+
+
+# ----------------------------------------------------------------------------------------------- the runner
+def demo_config(config: str | None, overrides: list[str], out: str | None, seed: int | None) -> RunConfig:
+    extra = list(overrides)
+    if out:
+        extra.append(f"run.out_dir={out}")
+    if seed is not None:
+        extra += [f"run.seed={seed}", f"world.seed={seed}", f"sample.seed={seed}"]
+    return load_config(config or DEFAULT_CONFIG, extra)
+
+
+def with_built_backbones(cfg: RunConfig) -> RunConfig:
+    """After the world stage: later stages load the backbones it built, like real checkpoints."""
+    models = cfg.out_path("models")
+    cfg = cfg.model_copy(deep=True)
+    if cfg.policy.path is None:
+        cfg.policy.path = str(models / "policy_init")
+    if cfg.prm_backbone.path is None:
+        cfg.prm_backbone.path = str(models / "prm_init")
+    return cfg
+
+
+def run_demo(cfg: RunConfig, with_ppo: bool = False, force: bool = False, log=print) -> dict:
+    """Run every stage not yet done; returns {"timings": {stage: seconds}, "metrics": path}."""
+    out = cfg.out_path()
+    if force and out.exists():
+        if not (out / "manifest.json").exists():
+            raise RuntimeError(f"refusing to delete {out}: it is not a run directory (no manifest.json)")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = save_config(cfg, out)
+    manifest = Manifest(out / "manifest.json")
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    stages = [s for s in STAGES if with_ppo or s.name != "ppo"]
+    for index, stage in enumerate(stages, start=1):
+        key = f"demo/{stage.name}"
+        if manifest.is_done(key):
+            log(f"[{index}/{len(stages)}] {stage.name:9s} done already ({stage.describe})")
+            timings[stage.name] = 0.0
+            if stage.name == "world":
+                cfg = with_built_backbones(cfg)
+                config_path = save_config(cfg, out)
+            continue
+        log(f"[{index}/{len(stages)}] {stage.name:9s} {stage.describe} ...")
+        t0 = time.perf_counter()
+        outputs = stage.run(cfg, config_path)
+        timings[stage.name] = time.perf_counter() - t0
+        manifest = Manifest(out / "manifest.json")  # stage commands add their own entries meanwhile
+        manifest.mark_done(key, outputs, seconds=round(timings[stage.name], 1))
+        log(f"[{index}/{len(stages)}] {stage.name:9s} finished in {timings[stage.name]:.1f} s "
+            f"(elapsed {time.perf_counter() - started:.1f} s)")
+        if stage.name == "world":
+            cfg = with_built_backbones(cfg)
+            config_path = save_config(cfg, out)
+    return {"timings": timings, "metrics": str(cfg.out_path("eval", "metrics.json"))}
+
+
+def effect(metrics: dict, split: str = "hard") -> dict[str, float]:
+    """The headline numbers (accuracy in %) on one split, at N=1 and at the largest N."""
+    group = metrics["groups"]["split"][split]
+    return {label: 100 * group["curves"][method]["mean"][index] for label, (method, index) in HEADLINE.items()}
+
+
+def timing_table(timings: dict[str, float]) -> str:
+    lines = ["stage       seconds", "----------  -------"]
+    lines += [f"{name:10s}  {seconds:7.1f}" for name, seconds in timings.items()]
+    lines.append(f"{'total':10s}  {sum(timings.values()):7.1f}")
+    return "\n".join(lines)
+
+
+def effect_table(per_seed: dict[int, dict[str, float]], n: int) -> str:
+    labels = list(HEADLINE)
+    head = "seed  " + "  ".join(f"{label.replace('@N', f'@{n}'):>16s}" for label in labels)
+    lines = [head]
+    for seed, row in per_seed.items():
+        lines.append(f"{seed:4d}  " + "  ".join(f"{row[label]:16.1f}" for label in labels))
+    if len(per_seed) > 1:
+        mean = {label: sum(r[label] for r in per_seed.values()) / len(per_seed) for label in labels}
+        lines.append("mean  " + "  ".join(f"{mean[label]:16.1f}" for label in labels))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------- command
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", default=DEFAULT_CONFIG, help=f"YAML run config (default {DEFAULT_CONFIG})")
+    parser.add_argument("overrides", nargs="*", metavar="key.path=value", help="dotted config overrides")
+    parser.add_argument("--out", help="run directory (default run.out_dir; with --seeds, one sub-folder per seed)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="run the whole demo once per seed and average the effect")
+    parser.add_argument("--with-ppo", action="store_true", help="also run a short PPO stage")
+    parser.add_argument("--force", action="store_true", help="start the run directory afresh")
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    seeds = args.seeds or [None]
+    per_seed: dict[int, dict[str, float]] = {}
+    n = None
+    for seed in seeds:
+        base = args.out or load_config(args.config, args.overrides).run.out_dir
+        out = str(Path(base) / f"seed-{seed}") if args.seeds else base
+        cfg = demo_config(args.config, args.overrides, out, seed)
+        print(f"e2h demo: run directory {cfg.out_path()} (seed {cfg.run.seed})", flush=True)
+        result = run_demo(cfg, with_ppo=args.with_ppo, force=args.force)
+        print(timing_table(result["timings"]))
+        metrics = json.loads(Path(result["metrics"]).read_text())
+        n = metrics["n_values"][-1]
+        per_seed[cfg.run.seed] = effect(metrics)
+        print(f"report: {cfg.out_path('eval', 'report.html')}")
+    print(f"\neasy-to-hard effect on levels 4-5 (accuracy %, PRM trained on levels 1-3 only):")
+    print(effect_table(per_seed, n))
+    return 0

@@ -1,0 +1,238 @@
+"""The step checker: is each step of ANY candidate solution to a world problem correct?
+
+A reasoning step is correct when all three hold::
+
+    "21 + 5 = 26"   1. it parses in the world's small grammar and its two sides are equal (exact SymPy numbers)
+                    2. every number it uses is grounded: written in the problem, or produced by an earlier
+                       step that was itself correct (so a step building on a wrong value is wrong)
+                    3. its value is one the problem needs: a value of some reference solution step
+                       (so "3 + 7 = 10" where the problem says 3 * 7 is wrong even though 3 + 7 is 10)
+
+The answer step ``"# Answer\\n\\n{ans}"`` is correct iff ``ans`` equals the problem's answer (``11/12`` and
+``\\frac{11}{12}`` are the same value). Model output is untrusted text: it is never eval'd or sympify'd; a
+hand-written tokenizer and recursive-descent parser accept only integers, ``+ - * / mod ( ) =`` and build
+SymPy numbers, under limits on length, tokens, digits, nesting and magnitude. Anything else (prose,
+``__import__('os')``, ``9**9**9**9``, a 10,000-character line) is simply an incorrect step, decided in
+microseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sympy
+
+from e2h.records import Problem
+from e2h.text_format import ANSWER_HEADER, is_answer_step, split_solution
+
+MAX_STEP_CHARS = 200
+MAX_TOKENS = 64
+MAX_DIGITS = 9
+MAX_DEPTH = 8
+MAX_ABS = 10**12
+MAX_ANSWER_CHARS = 60
+
+_TOKEN = re.compile(r"\s*(?:([0-9]+)|(mod)(?![A-Za-z])|([-+*/()=]))")
+_ANSWER_INT = re.compile(r"^(-?)([0-9]{1,12})$")
+_ANSWER_FRAC = re.compile(r"^(-?)\\[dt]?frac\{([0-9]{1,12})\}\{([0-9]{1,12})\}$")
+_ANSWER_SLASH = re.compile(r"^(-?)([0-9]{1,12})/([0-9]{1,12})$")
+_PROBLEM_NUMBER = re.compile(r"[0-9]+")  # ASCII digits only: "٣" is not a world number
+
+
+class Malformed(ValueError):
+    """A step outside the world's grammar or limits."""
+
+
+def tokenize(text: str) -> list[str]:
+    if len(text) > MAX_STEP_CHARS:
+        raise Malformed("step too long")
+    tokens, pos, end = [], 0, len(text.rstrip())
+    while pos < end:
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            raise Malformed(f"unexpected character at {pos}")
+        number, word, symbol = match.groups()
+        if number is not None and len(number) > MAX_DIGITS:
+            raise Malformed("number too long")
+        tokens.append(number or word or symbol)
+        if len(tokens) > MAX_TOKENS:
+            raise Malformed("too many tokens")
+        pos = match.end()
+    return tokens
+
+
+class _Parser:
+    """expr := term (('+'|'-') term)* ; term := unary (('*'|'/'|'mod') unary)* ;
+    unary := '-' unary | '(' expr ')' | INT. Evaluates while parsing; collects the integer literals."""
+
+    def __init__(self, tokens: list[str]):
+        self.tokens, self.pos, self.depth = tokens, 0, 0
+        self.literals: list[sympy.Rational] = []
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> str:
+        token = self.peek()
+        if token is None:
+            raise Malformed("unexpected end")
+        self.pos += 1
+        return token
+
+    def expr(self) -> sympy.Rational:
+        value = self.term()
+        while self.peek() in ("+", "-"):
+            op = self.take()
+            value = _checked(value + self.term() if op == "+" else value - self.term())
+        return value
+
+    def term(self) -> sympy.Rational:
+        value = self.unary()
+        while self.peek() in ("*", "/", "mod"):
+            op, right = self.take(), self.unary()
+            if op == "*":
+                value = _checked(value * right)
+            elif right == 0:
+                raise Malformed("division by zero")
+            elif op == "/":
+                value = _checked(value / right)
+            else:
+                if not (value.is_integer and right.is_integer and right > 0):
+                    raise Malformed("mod needs integers and a positive modulus")
+                value = sympy.Mod(value, right)
+        return value
+
+    def unary(self) -> sympy.Rational:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise Malformed("nested too deeply")
+        token = self.take()
+        if token == "-":
+            value = -self.unary()
+        elif token == "(":
+            value = self.expr()
+            if self.take() != ")":
+                raise Malformed("unbalanced parenthesis")
+        elif token[0] in "0123456789":
+            value = sympy.Integer(int(token))
+            self.literals.append(value)
+        else:
+            raise Malformed(f"unexpected {token!r}")
+        self.depth -= 1
+        return value
+
+
+def _checked(value: sympy.Rational) -> sympy.Rational:
+    if abs(value.p) > MAX_ABS or abs(value.q) > MAX_ABS:
+        raise Malformed("number too large")
+    return value
+
+
+@dataclass(frozen=True)
+class ParsedStep:
+    value: sympy.Rational  # what the left side evaluates to
+    claimed: sympy.Rational  # what the step says it equals
+    literals: tuple[sympy.Rational, ...]  # numbers the left side uses
+    written: tuple[sympy.Rational, ...]  # numbers the right side is written with ("3/12": 3 and 12)
+
+
+def parse_step(text: str) -> ParsedStep:
+    """Parse ``"<expression> = <number>"`` (a trailing period is allowed); raises Malformed otherwise."""
+    text = text.strip()
+    text = text[:-1] if text.endswith(".") else text
+    tokens = tokenize(text)
+    if tokens.count("=") != 1:
+        raise Malformed("a step states exactly one equation")
+    split = tokens.index("=")
+    left, right = _Parser(tokens[:split]), _Parser(tokens[split + 1:])
+    value = left.expr()
+    claimed = right.expr()
+    if left.pos != len(left.tokens) or right.pos != len(right.tokens) or not left.tokens:
+        raise Malformed("trailing tokens")
+    number = right.tokens[1:] if right.tokens[:1] == ["-"] else right.tokens
+    if not (len(number) == 1 or len(number) == 3 and number[1] == "/") or not all(t[0] in "0123456789" for t in number[::2]):
+        raise Malformed("the right side must be a number")  # "-7" and "19/12" are numbers; "2 + 3" is not
+    return ParsedStep(value=value, claimed=claimed, literals=tuple(left.literals), written=tuple(right.literals))
+
+
+def parse_answer(text: str) -> sympy.Rational | None:
+    """``-7``, ``\\frac{3}{4}``, ``-\\dfrac{3}{4}``, ``3/4`` (``$``s and spaces ignored) -> a number; else None."""
+    text = text.strip()
+    if len(text) > MAX_ANSWER_CHARS:
+        return None
+    text = text.replace("$", "").replace(" ", "")
+    if (match := _ANSWER_INT.match(text)) is not None:
+        return sympy.Integer(int(match[2])) * (-1 if match[1] else 1)
+    for pattern in (_ANSWER_FRAC, _ANSWER_SLASH):
+        if (match := pattern.match(text)) is not None and int(match[3]) != 0:
+            return sympy.Rational(int(match[2]), int(match[3])) * (-1 if match[1] else 1)
+    return None
+
+
+def _answer_text(step: str) -> str:
+    return step.lstrip()[len(ANSWER_HEADER):].strip()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What the checker knows about one problem: its numbers, the values its solution needs, its answer."""
+
+    numbers: frozenset[int]
+    needed: frozenset[sympy.Rational]
+    answer: sympy.Rational
+
+
+def reference_of(problem: Problem) -> Reference:
+    answer = parse_answer(problem.answer)
+    if answer is None or not problem.solution:
+        raise ValueError(f"problem {problem.id}: not a world problem (answer {problem.answer!r}, "
+                         f"solution present: {bool(problem.solution)})")
+    needed = {answer}
+    for step in split_solution(problem.solution):
+        if not is_answer_step(step):
+            try:
+                needed.add(parse_step(step).claimed)
+            except Malformed as err:
+                raise ValueError(f"problem {problem.id}: reference step {step!r} is malformed ({err})") from None
+    numbers = frozenset(int(n) for n in _PROBLEM_NUMBER.findall(problem.problem) if len(n) <= MAX_DIGITS)
+    return Reference(numbers=numbers, needed=frozenset(needed), answer=answer)
+
+
+def check_steps(problem: Problem, steps: list[str]) -> list[bool | None]:
+    """One verdict per step (see the module docstring). The world's checker judges every step, so it never
+    returns None; the type leaves room for checkers that cannot.
+
+    For "Compute 3 * 7 + 5." (answer 26)::
+
+        check_steps(p, ["3 * 7 = 21", "21 + 5 = 27", "# Answer\\n\\n27"])   ->  [True, False, False]
+        check_steps(p, ["3 + 7 = 10", "10 + 5 = 15", "# Answer\\n\\n26"])   ->  [False, False, True]
+    """
+    ref = reference_of(problem)
+    grounded = set(ref.numbers)
+    verdicts: list[bool | None] = []
+    for step in steps:
+        if is_answer_step(step):
+            verdicts.append(parse_answer(_answer_text(step)) == ref.answer)
+            continue
+        try:
+            parsed = parse_step(step)
+        except Malformed:
+            verdicts.append(False)
+            continue
+        ok = (parsed.value == parsed.claimed
+              and all(abs(int(lit)) in grounded for lit in parsed.literals)
+              and parsed.claimed in ref.needed)
+        if ok:  # its value may now be used, as written or in lowest terms
+            grounded.update((abs(int(parsed.claimed.p)), int(parsed.claimed.q)))
+            grounded.update(int(n) for n in parsed.written)
+        verdicts.append(ok)
+    return verdicts
+
+
+def first_error(problem: Problem, steps: list[str]) -> int | None:
+    """Index of the first incorrect step, or None when every step is correct."""
+    for index, verdict in enumerate(check_steps(problem, steps)):
+        if verdict is False:
+            return index
+    return None

@@ -1,0 +1,192 @@
+"""Flawed solutions with a known first wrong step: the PRM's negatives.
+
+Each flaw changes one step of the reference solution and lets the change flow on, the way a model's slip
+does: later steps redo their (correct) arithmetic on the wrong value, so the answer comes out wrong too::
+
+    reference   7 * 6 = 42      42 - 5 = 37     # Answer 37
+    arithmetic  7 * 6 = 43      43 - 5 = 38     # Answer 38      first error: step 0 (wrong result)
+    operation   7 + 6 = 13      13 - 5 = 8      # Answer 8       first error: step 0 (wrong operation)
+    operand     7 * 6 = 42      42 - 6 = 36     # Answer 36      first error: step 1 (a misread number)
+    answer      7 * 6 = 42      42 - 5 = 37     # Answer 38      first error: step 2 (the answer step)
+
+Every flawed step's value is one the problem does not need, so the step checker flags it by construction
+(checker rules 1 or 3); steps before it are the reference's, hence correct.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from e2h.records import Problem
+from e2h.text_format import format_solution, is_answer_step, split_solution
+from e2h.world.generator import apply_op, latex_answer, step_text
+
+KINDS = ("arithmetic", "operation", "operand", "answer")
+KIND_WEIGHTS = (0.5, 0.2, 0.15, 0.15)
+
+_NUMBER = r"(-?\d+(?:/\d+)?)"
+_REFERENCE_STEP = re.compile(rf"^{_NUMBER} (\+|-|\*|/|mod) {_NUMBER} = {_NUMBER}$")
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One reference step ``left op right = value``; ``*_from`` is the index of the step whose result an
+    operand is (None: a number from the problem)."""
+
+    left: Fraction
+    op: str
+    right: Fraction
+    value: Fraction
+    left_from: int | None
+    right_from: int | None
+
+
+@dataclass(frozen=True)
+class FlawedSolution:
+    steps: list[str]  # reasoning steps and the answer step, in e2h's text format
+    first_error: int
+    kind: str
+
+    @property
+    def text(self) -> str:
+        return format_solution(self.steps)
+
+
+def plan_of(problem: Problem) -> list[PlanStep]:
+    """Recover the reference computation from the solution text. An operand equal to a not-yet-used earlier
+    result is taken to be that result (each result feeds exactly one later step in the world's solutions)."""
+    plan: list[PlanStep] = []
+    unused: list[int] = []
+    for step in split_solution(problem.solution or ""):
+        if is_answer_step(step):
+            continue
+        match = _REFERENCE_STEP.match(step)
+        if match is None:
+            raise ValueError(f"problem {problem.id}: {step!r} is not a world reference step")
+        left, op, right, value = Fraction(match[1]), match[2], Fraction(match[3]), Fraction(match[4])
+        sources = []
+        for operand in (left, right):
+            source = next((j for j in reversed(unused) if plan[j].value == operand), None)
+            if source is not None:
+                unused.remove(source)
+            sources.append(source)
+        plan.append(PlanStep(left, op, right, value, sources[0], sources[1]))
+        unused.append(len(plan) - 1)
+    if not plan:
+        raise ValueError(f"problem {problem.id}: no reference steps")
+    return plan
+
+
+def _integers_only(plan: list[PlanStep]) -> bool:
+    return all(s.value.denominator == 1 and s.left.denominator == 1 and s.right.denominator == 1 for s in plan)
+
+
+def near_misses(value: Fraction, rng: random.Random, integers: bool) -> list[Fraction]:
+    """Plausible wrong results: off by one or two, a slipped tens digit, a numerator / denominator slip."""
+    if integers:
+        deltas = [1, -1, 2, -2, 10, -10, 3, -3]
+        rng.shuffle(deltas)
+        return [value + d for d in deltas]
+    p, q = value.numerator, value.denominator
+    candidates = [Fraction(p + 1, q), Fraction(p - 1, q), Fraction(p, q + 1), Fraction(p * 2, q),
+                  Fraction(p + 2, q)] + ([Fraction(p, q - 1)] if q > 2 else [])
+    rng.shuffle(candidates)
+    return candidates
+
+
+def _propagate(plan: list[PlanStep], index: int, new_value: Fraction,
+               new_step: tuple[Fraction, str, Fraction] | None = None) -> tuple[list[str], Fraction]:
+    """Steps with step ``index`` changed (its operands / op to ``new_step`` if given, its result to
+    ``new_value``) and every later step recomputed on the values it now receives."""
+    values: list[Fraction] = []
+    texts: list[str] = []
+    for j, step in enumerate(plan):
+        left = values[step.left_from] if step.left_from is not None else step.left
+        right = values[step.right_from] if step.right_from is not None else step.right
+        op = step.op
+        if j == index:
+            if new_step is not None:
+                left, op, right = new_step
+            value = new_value
+        elif j < index:
+            value = step.value
+        else:
+            if op in ("/", "mod") and right == 0:
+                right = step.right
+            # exact, even where a wrong value no longer divides evenly ("29 / 4 = 29/4"): rounding would
+            # often land back on the right value and hide the slip
+            value = apply_op(op, left, right) if op != "mod" or left.denominator == 1 else step.value
+        values.append(value)
+        texts.append(step_text(left, op, right, value))
+    return texts, values[-1]
+
+
+def _needed(plan: list[PlanStep], answer: Fraction) -> set[Fraction]:
+    return {s.value for s in plan} | {answer}
+
+
+def make_flaw(problem: Problem, plan: list[PlanStep], kind: str, index: int,
+              rng: random.Random) -> FlawedSolution | None:
+    """One flaw of ``kind`` at reasoning step ``index`` (ignored for "answer"); None if that spot has none."""
+    integers = _integers_only(plan)
+    answer = plan[-1].value
+    needed = _needed(plan, answer)
+    step = plan[index]
+    if kind == "answer":
+        texts = [step_text(s.left, s.op, s.right, s.value) for s in plan]
+        wrong = next((v for v in near_misses(answer, rng, integers) if v != answer), None)
+        return FlawedSolution(texts + [_answer(wrong)], first_error=len(plan), kind=kind)
+    if kind == "arithmetic":
+        for wrong in near_misses(step.value, rng, integers):
+            if wrong not in needed and (wrong > 0 or step.value <= 0):
+                texts, final = _propagate(plan, index, wrong)
+                return FlawedSolution(texts + [_answer(final)], first_error=index, kind=kind)
+        return None
+    if kind == "operation":
+        if step.op not in ("+", "-", "*"):
+            return None
+        for op in rng.sample(["+", "-", "*"], 3):
+            wrong = apply_op(op, step.left, step.right)
+            if op != step.op and wrong not in needed and wrong > 0:
+                texts, final = _propagate(plan, index, wrong, (step.left, op, step.right))
+                return FlawedSolution(texts + [_answer(final)], first_error=index, kind=kind)
+        return None
+    if kind == "operand":
+        slots = [i for i, src in enumerate((step.left_from, step.right_from)) if src is None]
+        if not slots or step.op == "mod":
+            return None
+        slot = rng.choice(slots)
+        original = (step.left, step.right)[slot]
+        for misread in near_misses(original, rng, original.denominator == 1):
+            if misread <= 0 or (step.op == "/" and (step.left / misread if slot else misread / step.right)
+                                .denominator != 1):
+                continue
+            left, right = (misread, step.right) if slot == 0 else (step.left, misread)
+            wrong = apply_op(step.op, left, right)
+            if wrong not in needed and wrong > 0:
+                texts, final = _propagate(plan, index, wrong, (left, step.op, right))
+                return FlawedSolution(texts + [_answer(final)], first_error=index, kind=kind)
+        return None
+    raise ValueError(f"unknown flaw kind {kind!r}; expected one of {KINDS}")
+
+
+def _answer(value: Fraction) -> str:
+    return f"# Answer\n\n{latex_answer(value)}"
+
+
+def flawed_solutions(problem: Problem, rng: random.Random, k: int) -> list[FlawedSolution]:
+    """Up to ``k`` distinct flawed solutions of a world problem, kinds drawn by KIND_WEIGHTS, the wrong step
+    uniform over the reasoning steps."""
+    plan = plan_of(problem)
+    found: dict[str, FlawedSolution] = {}
+    for _ in range(20 * k):
+        if len(found) >= k:
+            break
+        kind = rng.choices(KINDS, weights=KIND_WEIGHTS)[0]
+        flaw = make_flaw(problem, plan, kind, rng.randrange(len(plan)), rng)
+        if flaw is not None:
+            found.setdefault(flaw.text, flaw)
+    return list(found.values())

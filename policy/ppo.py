@@ -1,0 +1,447 @@
+"""``e2h ppo``: PPO with process rewards (reference §4): DeepSpeed actor and critic, vLLM rollouts.
+
+    e2h ppo -c configs/demo.yaml                        # one process; --resume continues from the newest checkpoint
+    torchrun --nproc_per_node 8 -m policy.ppo -c configs/llemma-7b-prm800k-level1-3.yaml
+
+Models: the actor starts from the SFT checkpoint (``ppo.policy_path``, default ``<run>/sft``) and a frozen copy of
+it is the reference policy; the PRM (``ppo.prm_path``, default ``<run>/prm``) is frozen and scores rollouts; the
+critic is a trainable copy of the PRM (policy/value_model.py). Actor and critic are two DeepSpeed engines (ZeRO
+2 or 3 from ``ppo.deepspeed_config``). Rollouts come from a colocated vLLM engine (``transformers.generate`` where
+vLLM is missing); after every update the actor's weights are pushed into it.
+
+One PPO step::
+
+    prompts (rollout_batch_size, this rank's share)  --vLLM, T=0.7-->  responses (token ids, EOS included)
+    reward per rollout (policy/rewards.py): grader answer reward (easy levels only, 0.25 elsewhere) - format
+        penalty on the last token; PRM min-drop step rewards + 0.25/K bonus on the separator tokens
+    per token: - kl_coef * max(logp - logp_ref, 0);  whiten rewards (keep the mean);  GAE (gamma = lambda = 1);
+        whiten advantages
+    ppo_epochs x (rollout_batch_size / step_batch_size) optimizer steps of the clipped policy and value losses
+    push the actor's weights into the generator
+
+Every ``validate_every`` steps (and before the first and after the last) the policy answers the validation set
+greedily; the best validation accuracy's weights are kept in ``<out>/best`` (checkpoint selection as in the
+reference); the last weights go to ``<out>``. TensorBoard scalars: reward parts, KL, accuracy, clip fractions,
+losses, lr. Checkpoints (both engines, DeepSpeed state) every ``checkpoint_every`` PPO steps; ``--resume``
+continues from the newest with the same step count, data order and best-so-far.
+
+Departures from the reference, on purpose: whitening statistics and losses cover real response tokens only (the
+reference also averages over padding); step boundaries come from tokenizer offsets (any tokenizer) instead of
+Llama's [13, 13]; whitening statistics are per rank.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from e2h.config import ConfigError, RunConfig, save_config
+from e2h.manifest import Manifest
+from e2h.records import Problem, load_records
+from e2h.text_format import format_prompt
+from policy.generator import GenerationParams, request_seed
+from policy.rewards import (
+    RewardSettings,
+    char_to_token_spans,
+    predicted_answer,
+    rollout_reward,
+    separator_char_spans,
+    step_logits,
+)
+
+STAGE = "ppo"
+
+
+@dataclass
+class PPOPaths:
+    policy: str
+    prm: str
+    prompts: Path
+    validation: Path
+    out: Path
+
+
+def ppo_paths(cfg: RunConfig) -> PPOPaths:
+    p = cfg.ppo
+    policy = p.policy_path or str(cfg.out_path("sft"))
+    prm = p.prm_path or str(cfg.out_path("prm"))
+    for what, path in (("policy (SFT checkpoint)", policy), ("PRM", prm)):
+        if not (Path(path) / "config.json").is_file():
+            raise ConfigError(f"{what} {path} is not a model folder: train it first or set ppo.policy_path / "
+                              f"ppo.prm_path")
+    prompts = Path(p.prompts) if p.prompts else cfg.out_path("data", "prompts_train.jsonl")
+    validation = Path(p.validation_prompts) if p.validation_prompts else cfg.out_path("data",
+                                                                                       "prompts_validation.jsonl")
+    for path in (prompts, validation):
+        if not path.is_file():
+            raise ConfigError(f"prompt set {path} not found: run `e2h data prepare` or set ppo.prompts / "
+                              f"ppo.validation_prompts")
+    out = Path(p.output_dir) if p.output_dir else cfg.out_path("ppo")
+    return PPOPaths(policy, prm, prompts, validation, out)
+
+
+def build_generator(backend: str, model: str, cfg: RunConfig):
+    """The rollout engine: vLLM (colocated, one per rank), or transformers.generate where vLLM is absent."""
+    p = cfg.ppo
+    if backend == "auto":
+        try:
+            import vllm  # noqa: F401
+
+            backend = "vllm"
+        except ImportError:
+            backend = "hf"
+    if backend == "vllm":
+        from policy.vllm_engine import VLLMGenerator
+
+        return VLLMGenerator(model, max_model_len=p.max_model_len, seed=p.seed, kv_cache_gib=p.kv_cache_gib)
+    from policy.hf_generator import HFGenerator
+
+    return HFGenerator(model)
+
+
+def actor_state_dict(engine) -> dict:
+    """Full actor weights on every rank (ZeRO-3 gathers the shards), for the generator's weight sync."""
+    module = engine.module
+    if engine.zero_optimization_stage() == 3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(module.parameters())):
+            return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    return {k: v.detach() for k, v in module.state_dict().items()}
+
+
+def load_prompt_set(path: Path, tokenizer, max_prompt_tokens: int, limit: int | None = None) -> list[Problem]:
+    """Problems whose prompt fits ``max_prompt_tokens`` (longer ones are dropped, as in the reference)."""
+    problems = [p for p in load_records(path, Problem)
+                if len(tokenizer(format_prompt(p.problem))["input_ids"]) <= max_prompt_tokens]
+    if not problems:
+        raise ConfigError(f"{path}: no problem has a prompt of at most {max_prompt_tokens} tokens")
+    return problems[:limit]
+
+
+def grade_predictions(predictions: list[str | None], golds: list[str], timeout_s: float) -> list[bool]:
+    from e2h.grading import grade_many
+
+    todo = [i for i, pred in enumerate(predictions) if pred is not None]
+    verdicts = grade_many([(predictions[i], golds[i]) for i in todo], timeout_s=timeout_s) if todo else []
+    correct = [False] * len(predictions)
+    for i, verdict in zip(todo, verdicts):
+        correct[i] = bool(verdict.correct)
+    return correct
+
+
+class PRMStepScorer:
+    """The frozen PRM reading prompt + raw response in one forward pass; the reference's PPO step logit is the min
+    over the step's last token and its separator tokens (policy.rewards.step_logits)."""
+
+    def __init__(self, path: str, device, settings: RewardSettings, batch_size: int):
+        import torch
+
+        from prm.model import load_reward_model
+
+        self.model, self.tokenizer, info = load_reward_model(path, device=device, dtype=torch.float32)
+        self.add_bos = bool(info.get("add_bos", True))
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.device, self.settings, self.batch_size = device, settings, batch_size
+
+    def step_logits(self, prompts: list[str], responses: list[str]) -> list[list[float]]:
+        import torch
+
+        from prm.dataset import tokenize_with_offsets
+
+        encoded = [tokenize_with_offsets(self.tokenizer, prompt + response, add_bos=self.add_bos)
+                   for prompt, response in zip(prompts, responses)]
+        out = []
+        for start in range(0, len(encoded), self.batch_size):
+            chunk = encoded[start:start + self.batch_size]
+            width = max(len(ids) for ids, _ in chunk)
+            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, (seq, _) in enumerate(chunk):
+                ids[row, :len(seq)] = torch.tensor(seq)
+                mask[row, :len(seq)] = 1
+            with torch.no_grad():
+                logits, _ = self.model(ids.to(self.device), attention_mask=mask.to(self.device))
+            for row, (seq, offsets) in enumerate(chunk):
+                prompt_chars = len(prompts[start + row])
+                response = responses[start + row]
+                first = next((i for i, (s, e) in enumerate(offsets) if e > s and s >= prompt_chars), len(seq))
+                spans = [(lo + prompt_chars, hi + prompt_chars) for lo, hi in separator_char_spans(response)]
+                token_spans = [(lo - first, hi - first) for lo, hi in char_to_token_spans(offsets, spans)]
+                out.append(step_logits(logits[row, first:len(seq)].tolist(), token_spans,
+                                       short_step_tokens=self.settings.short_step_tokens,
+                                       short_step_logit=self.settings.short_step_logit))
+        return out
+
+
+def validate(generator, tokenizer, problems: list[Problem], max_tokens: int, timeout_s: float, dist) -> dict:
+    """Greedy accuracy on this rank's share of ``problems``, summed over ranks: {"accuracy", "accuracy/level_k"}."""
+    from e2h import training
+
+    mine = problems[dist.rank::dist.world_size]
+    outs = generator.generate([format_prompt(p.problem) for p in mine],
+                              GenerationParams(n=1, temperature=0.0, max_tokens=max_tokens), seeds=[0] * len(mine))
+    texts = [tokenizer.decode(o[0].token_ids, skip_special_tokens=True) if o[0].token_ids else o[0].text
+             for o in outs]
+    correct = grade_predictions([predicted_answer(t) for t in texts], [p.answer for p in mine], timeout_s)
+    levels = sorted({p.level for p in problems if p.level is not None})
+    counts = [len(mine), sum(correct)]
+    for level in levels:
+        counts += [sum(p.level == level for p in mine), sum(c for p, c in zip(mine, correct) if p.level == level)]
+    counts = training.sum_across_ranks(counts)
+    out = {"accuracy": counts[1] / max(counts[0], 1)}
+    for i, level in enumerate(levels):
+        out[f"accuracy/level_{level}"] = counts[3 + 2 * i] / max(counts[2 + 2 * i], 1)
+    return out
+
+
+def run_ppo(cfg: RunConfig, resume: bool = False, generator=None) -> dict:
+    """Train; returns a summary. ``generator``: reuse a rollout engine (tests) built on ``ppo.policy_path``."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from e2h import training
+    from policy.advantages import gae, masked_whiten
+    from policy.ppo_losses import policy_loss, value_loss
+    from policy.rollouts import batched, pad_rollouts, response_logprobs, response_offsets, response_values
+    from policy.value_model import load_value_model
+
+    p = cfg.ppo
+    paths = ppo_paths(cfg)
+    start_time = time.perf_counter()
+    if p.rollout_batch_size % p.step_batch_size:
+        raise ConfigError(f"ppo.rollout_batch_size {p.rollout_batch_size} is not a multiple of ppo.step_batch_size "
+                          f"{p.step_batch_size}")
+    tokenizer = AutoTokenizer.from_pretrained(paths.policy)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    problems = load_prompt_set(paths.prompts, tokenizer, p.max_prompt_tokens)
+    validation = load_prompt_set(paths.validation, tokenizer, p.max_prompt_tokens, p.validation_size)
+    if len(problems) < p.rollout_batch_size:
+        raise ConfigError(f"{paths.prompts}: {len(problems)} prompts, fewer than ppo.rollout_batch_size "
+                          f"{p.rollout_batch_size}")
+
+    # the generator first: vLLM spawns its engine process before this one joins a process group
+    own_generator = generator is None
+    if own_generator:
+        generator = build_generator(p.rollout_backend, paths.policy, cfg)
+    dist = training.init_distributed()
+    device = dist.device
+    if p.rollout_batch_size % dist.world_size:
+        raise ConfigError(f"ppo.rollout_batch_size must be a multiple of the {dist.world_size} processes")
+    updates_per_step = p.ppo_epochs * p.rollout_batch_size // p.step_batch_size
+    sched = training.Schedule(steps_per_epoch=updates_per_step, total_steps=p.total_steps * updates_per_step,
+                              warmup_steps=min(p.warmup_steps, p.total_steps) * updates_per_step)
+    actor_cfg = p.model_copy(update={"global_batch_size": p.step_batch_size})
+    critic_cfg = p.model_copy(update={"global_batch_size": p.step_batch_size, "lr": p.value_lr or p.lr})
+    micro, accum = training.batch_plan(actor_cfg, dist.world_size)
+
+    torch.manual_seed(p.seed)
+    actor = AutoModelForCausalLM.from_pretrained(paths.policy, dtype=torch.float32)
+    actor.config.use_cache = False
+    if p.freeze_embeddings_and_norms:
+        from policy.sft import freeze_embeddings_and_norms
+
+        freeze_embeddings_and_norms(actor)
+    reference = AutoModelForCausalLM.from_pretrained(paths.policy, dtype=torch.float32).to(device).eval()
+    reference.requires_grad_(False)
+    critic = load_value_model(paths.prm, p.freeze_embeddings_and_norms)
+    settings = RewardSettings.from_config(p, cfg.data.train_levels)
+    prm = PRMStepScorer(paths.prm, device, settings, p.forward_batch_size)
+    actor_engine = training.create_engine(actor, actor_cfg, dist, sched)
+    critic_engine = training.create_engine(critic, critic_cfg, dist, sched)
+
+    def save_actor(state: dict, folder: Path) -> None:
+        actor_engine.module.save_pretrained(folder, state_dict=state)
+        tokenizer.save_pretrained(folder)
+
+    def save_critic(state: dict, folder: Path) -> None:
+        critic_engine.module.save_pretrained(folder, state_dict=state)
+
+    out = paths.out
+    first, best = 0, {"accuracy": -1.0, "step": -1}
+    history: list[dict] = []
+    if resume:
+        client = training.resume(actor_engine, out)
+        if client is not None:
+            critic_client = training.resume(critic_engine, out / "critic")
+            if critic_client is None or critic_client["step"] != client["step"]:
+                raise RuntimeError(f"{out}: actor and critic checkpoints are at different steps")
+            first, best, history = int(client["step"]), client["best"], client.get("validation", [])
+            generator.load_weights(actor_state_dict(actor_engine))
+    if first == 0 and not own_generator:
+        generator.load_weights(actor_state_dict(actor_engine))  # a reused engine may hold other weights
+    if dist.is_main:
+        save_config(cfg, out)
+        if first == 0:
+            (out / "train_log.jsonl").unlink(missing_ok=True)
+    logger = training.TrainLogger(dist, out, p.total_steps, initial_step=first, desc="ppo")
+    max_tokens = min(p.max_new_tokens, p.max_model_len - p.max_prompt_tokens)
+    sample_params = GenerationParams(n=1, temperature=p.temperature, max_tokens=max_tokens)
+    steps_per_epoch = len(problems) // p.rollout_batch_size
+
+    def run_validation(step: int) -> None:
+        nonlocal best
+        result = validate(generator, tokenizer, validation, max_tokens, cfg.eval.grader_timeout_s, dist)
+        history.append({"step": step, **result})
+        logger.log(step, {f"validation/{k}": v for k, v in result.items()}, advance=False)
+        if result["accuracy"] > best["accuracy"]:
+            best = {"accuracy": result["accuracy"], "step": step}
+            state = training.consolidated_state_dict(actor_engine)
+            if dist.is_main:
+                save_actor(state, out / "best")
+                (out / "best" / "validation.json").write_text(json.dumps(best) + "\n", encoding="utf-8")
+            training.barrier()
+
+    if first == 0:
+        run_validation(0)
+    for step in range(first, p.total_steps):
+        # --- rollouts -------------------------------------------------------------------------------------------
+        indices = training.global_batch(step, len(problems), steps_per_epoch, p.rollout_batch_size, p.seed)
+        batch_problems = [problems[i] for i in indices[dist.rank::dist.world_size]]
+        prompts = [format_prompt(q.problem) for q in batch_problems]
+        completions = generator.generate(prompts, sample_params,
+                                         seeds=[request_seed(p.seed, f"{step}/{q.id}") for q in batch_problems])
+        pairs, texts, offsets = [], [], []
+        for prompt, comp in zip(prompts, completions):
+            ids = list(comp[0].token_ids) or [tokenizer.eos_token_id]
+            text, offs = response_offsets(tokenizer, ids)
+            pairs.append((tokenizer(prompt)["input_ids"], ids))
+            texts.append(text)
+            offsets.append(offs)
+        correct = grade_predictions([predicted_answer(t) for t in texts], [q.answer for q in batch_problems],
+                                    cfg.eval.grader_timeout_s)
+        prm_logits = prm.step_logits(prompts, texts)
+        parts = [rollout_reward(text, correct=ok, level=q.level, step_logit_values=logits,
+                                separator_tokens=char_to_token_spans(offs, separator_char_spans(text)),
+                                length=len(ids), settings=settings)
+                 for text, ok, q, logits, offs, (_, ids) in zip(texts, correct, batch_problems, prm_logits,
+                                                                offsets, pairs)]
+        batch = pad_rollouts(pairs, pad_id)
+        score = torch.zeros(len(batch), batch.response_width)
+        for row, part in enumerate(parts):
+            dense = part.dense()
+            if p.process_reward_placement == "terminal":
+                dense = np.eye(len(dense))[-1] * dense.sum()
+            score[row, :len(dense)] = torch.tensor(dense, dtype=torch.float32)
+
+        # --- log-probabilities, values, KL, advantages ----------------------------------------------------------
+        actor_engine.module.eval()
+        critic_engine.module.eval()
+        fwd = p.forward_batch_size
+        old_logprobs = batched(lambda b: response_logprobs(actor_engine.module, b.to(device), p.temperature),
+                               batch, fwd)
+        ref_logprobs = batched(lambda b: response_logprobs(reference, b.to(device), p.temperature), batch, fwd)
+        old_values = batched(lambda b: response_values(critic_engine.module, b.to(device)), batch, fwd)
+        mask = batch.mask
+        kl = torch.clamp(old_logprobs - ref_logprobs, min=0.0) * mask
+        rewards = (score - p.kl_coef * kl) * mask
+        shaped = masked_whiten(rewards, mask, shift_mean=False) if p.whiten_rewards else \
+            rewards * p.unwhitened_reward_scale
+        advantages, returns = gae(shaped, old_values, mask, gamma=p.gamma, lam=p.lam)
+        advantages = masked_whiten(advantages, mask, shift_mean=True)
+
+        # --- PPO updates ----------------------------------------------------------------------------------------
+        actor_engine.module.train()
+        critic_engine.module.train()
+        order_rng = random.Random(p.seed * 1_000_003 + step)
+        stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "clipfrac", "approx_kl", "value_loss",
+                                                        "value_clipfrac")}
+        per_rank = p.step_batch_size // dist.world_size
+        for _ in range(p.ppo_epochs):
+            order = list(range(len(batch)))
+            order_rng.shuffle(order)
+            for start in range(0, len(order), per_rank):
+                for mb_start in range(start, start + per_rank, micro):
+                    rows = order[mb_start:mb_start + micro]
+                    mb = batch.select(rows).to(device)
+                    width = mb.response_width
+                    sel = torch.tensor(rows)
+                    take = (lambda t: t[sel, :width].to(device))
+                    logp = response_logprobs(actor_engine, mb, p.temperature)
+                    loss, pstats = policy_loss(logp, take(old_logprobs), take(advantages), mb.mask, clip=p.clip_ratio)
+                    actor_engine.backward(loss)
+                    actor_engine.step()
+                    vpred = response_values(critic_engine, mb)
+                    vloss, vstats = value_loss(vpred, take(old_values), take(returns), mb.mask, clip=p.value_clip)
+                    critic_engine.backward(p.vf_coef * vloss)
+                    critic_engine.step()
+                    for key, value in (("policy_loss", loss.item()), ("clipfrac", pstats["clipfrac"]),
+                                       ("approx_kl", pstats["approx_kl"]), ("value_loss", vloss.item()),
+                                       ("value_clipfrac", vstats["clipfrac"])):
+                        stats[key].append(value)
+        generator.load_weights(actor_state_dict(actor_engine))
+
+        # --- logging, validation, checkpoints -------------------------------------------------------------------
+        n = len(parts)
+        lengths = mask.sum(1)
+        scalars = {
+            "reward/total": float(rewards.sum(1).mean()),  # score + KL penalty per rollout: the training reward
+            "reward/score": float(score.sum(1).mean()),
+            "reward/terminal": sum(r.terminal for r in parts) / n,
+            "reward/answer": sum(r.answer for r in parts) / n,
+            "reward/format_penalty": sum(r.penalty for r in parts) / n,
+            "reward/process": sum(r.process_sum for r in parts) / n,
+            "reward/steps": sum(len(r.step_probs) for r in parts) / n,
+            "reward/step_prob_min": float(np.mean([min(r.step_probs) if r.step_probs else 0.0 for r in parts])),
+            "kl/sum_per_rollout": float(kl.sum(1).mean()),
+            "kl/per_token": float(kl.sum() / mask.sum()),
+            "accuracy/train": sum(r.correct for r in parts) / n,
+            "response_tokens": float(lengths.mean()),
+            "lr": training.current_lr(actor_engine),
+            **{f"ppo/{k}": float(np.mean(v)) for k, v in stats.items() if v},
+        }
+        scalars = {k: training.mean_across_ranks(v) for k, v in scalars.items()}
+        logger.log(step + 1, scalars)
+        if p.validate_every and (step + 1) % p.validate_every == 0 or step + 1 == p.total_steps:
+            run_validation(step + 1)
+        if p.checkpoint_every and (step + 1) % p.checkpoint_every == 0 and step + 1 < p.total_steps:
+            client = {"best": best, "validation": history}
+            training.save_checkpoint(actor_engine, out, step + 1, client)
+            training.save_checkpoint(critic_engine, out / "critic", step + 1, client)
+
+    training.save_final(actor_engine, out, save_actor)
+    training.save_final(critic_engine, out / "critic", save_critic)
+    logger.close()
+    if own_generator:
+        generator.close()
+    log = [row for row in training.read_train_log(out) if "reward/total" in row]
+    summary = {"steps": p.total_steps, "resumed_from_step": first, "best": best, "validation": history,
+               "first_reward": log[0]["reward/total"] if log else None,
+               "last_reward": log[-1]["reward/total"] if log else None,
+               "seconds": time.perf_counter() - start_time, "output_dir": str(out)}
+    if dist.is_main:
+        Manifest(cfg.out_path("manifest.json")).mark_done(STAGE, [out / "config.json"], summary=summary)
+    training.barrier()
+    return summary
+
+
+def add_arguments(parser) -> None:
+    from e2h.config import add_config_arguments
+
+    add_config_arguments(parser)
+    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the output")
+
+
+def run(args) -> int:
+    from e2h.config import config_from_args
+
+    summary = run_ppo(config_from_args(args), resume=args.resume)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"ppo: {summary['steps']} steps (resumed at {summary['resumed_from_step']}), training reward "
+              f"{summary['first_reward']:.3f} -> {summary['last_reward']:.3f}, best validation accuracy "
+              f"{summary['best']['accuracy']:.3f} at step {summary['best']['step']} -> {summary['output_dir']}")
+    return 0
+
+
+if __name__ == "__main__":  # `torchrun ... -m policy.ppo -c ...` runs one rank per process
+    import argparse
+    import sys
+
+    _parser = argparse.ArgumentParser(prog="python -m policy.ppo", description=__doc__.split("\n")[0])
+    add_arguments(_parser)
+    sys.exit(run(_parser.parse_args()))

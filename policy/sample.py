@@ -1,0 +1,160 @@
+"""``e2h sample``: N solutions per problem from the policy with vLLM, sharded, resumable, optionally on Ray.
+
+    e2h sample --config configs/demo.yaml                       # <run>/data/prompts_test.jsonl -> <run>/samples/
+    e2h sample -c configs/demo.yaml sample.n=64 sample.num_actors=8 sample.gpus_per_actor=1   # RAY_ADDRESS=...
+
+Reads Problem rows, writes ``<samples>/shard-00000.jsonl`` ... of Sample rows, e.g.::
+
+    {"problem_id": "world/test/3", "sample_index": 5, "prompt": "# Question\\n\\n...\\n\\n# Solution\\n\\n",
+     "completion": "We add 3 and 4.\\n\\n# Answer\\n\\n7", "gold_answer": "7", "level": 4, "model": "runs/demo/sft",
+     "sampling": {"n": 16, "temperature": 0.7, "top_p": 1.0, "top_k": 20, "max_tokens": 256, "stop": []},
+     "seed": 1804289388, "finish_reason": "stop", "num_tokens": 17, ...}
+
+Steps: resolve model / prompts / output folder -> cut problems into shards -> skip shards the manifest lists as
+done with the same fingerprint -> generate the rest (in this process, or on Ray actors when
+``sample.num_actors > 1``) -> write each shard atomically and mark it done -> mark the stage done in the run
+manifest and print a summary. Kill it at any point and run the same command again: finished shards are kept,
+the rest are redone, and every (problem, sample index) row ends up exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from e2h.config import ConfigError, RunConfig, save_config
+from e2h.manifest import Manifest
+from e2h.records import Problem, load_records
+from policy.generator import GenerationParams, Generator
+from policy.shards import ShardStore, plan_shards, run_fingerprint, sample_shard, shard_fingerprint
+
+STAGE = "sample"
+# Test hook: seconds to sleep after each finished shard, so a test can kill the run between two shards.
+PAUSE_ENV = "E2H_SAMPLE_PAUSE_AFTER_SHARD_S"
+
+
+@dataclass
+class SamplingSummary:
+    problems: int
+    samples: int
+    shards: int
+    shards_skipped: int
+    tokens_generated: int  # by this invocation (skipped shards generated nothing)
+    seconds: float
+    output_dir: str
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens_generated / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (f"sampled {self.problems} problems -> {self.samples} samples in {self.shards} shards "
+                f"({self.shards_skipped} already done); {self.tokens_generated} tokens in {self.seconds:.1f} s = "
+                f"{self.tokens_per_s:.0f} tokens/s -> {self.output_dir}")
+
+
+def resolve_model(cfg: RunConfig) -> str:
+    if cfg.sample.model:
+        return cfg.sample.model
+    sft = Path(cfg.sft.output_dir) if cfg.sft.output_dir else cfg.out_path("sft")
+    if (sft / "config.json").is_file():
+        return str(sft)
+    if cfg.policy.path:
+        return cfg.policy.path
+    raise ConfigError("no policy to sample from: run `e2h sft` first or set sample.model=PATH (or policy.path)")
+
+
+def generation_params(cfg: RunConfig) -> GenerationParams:
+    s = cfg.sample
+    return GenerationParams(n=s.n, temperature=s.temperature, top_p=s.top_p, top_k=s.top_k,
+                            max_tokens=s.max_tokens, stop=tuple(s.stop))
+
+
+def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> SamplingSummary:
+    """Sample every unfinished shard. ``generator``: reuse an engine (tests, PPO) instead of building one."""
+    from tqdm.auto import tqdm
+
+    start = time.perf_counter()
+    model = generator.model_name if generator is not None else resolve_model(cfg)
+    prompts_path = Path(cfg.sample.prompts) if cfg.sample.prompts else cfg.out_path("data", "prompts_test.jsonl")
+    if not prompts_path.is_file():
+        raise ConfigError(f"prompt set {prompts_path} not found: run `e2h data prepare` or set sample.prompts=PATH")
+    problems = load_records(prompts_path, Problem)[: cfg.sample.limit]
+    params = generation_params(cfg)
+    store = ShardStore(cfg.sample.output_dir or cfg.out_path("samples"))
+    # one run may sample several pools (test prompts, a PRM-data pool): each gets its own run-manifest entry
+    stage = STAGE if not cfg.sample.output_dir else f"{STAGE}/{store.directory.name}"
+    store.remove_partial_files()
+    save_config(cfg, store.directory)
+
+    shards = plan_shards(problems, cfg.sample.shard_size)
+    run = run_fingerprint(model, params, cfg.sample.seed, cfg.sample.cut_after_answer)
+    fingerprints = {s.index: shard_fingerprint(s, run) for s in shards}
+    todo = [s for s in shards if not store.is_done(s, fingerprints[s.index])]
+    pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
+
+    tokens = 0
+    progress = tqdm(total=len(shards), initial=len(shards) - len(todo), desc="shards", unit="shard")
+
+    def finish(shard, rows) -> None:
+        nonlocal tokens
+        store.write(shard, rows, fingerprints[shard.index])
+        tokens += sum(r.num_tokens or 0 for r in rows)
+        progress.update(1)
+        if pause:
+            time.sleep(pause)
+
+    try:
+        if todo and cfg.sample.num_actors > 1 and generator is None:
+            from policy.sample_actors import run_on_actors
+
+            for shard, rows in run_on_actors(todo, backend=cfg.sample.backend, model=model, section=cfg.sample,
+                                             params=params, run_seed=cfg.sample.seed,
+                                             cut_after_answer=cfg.sample.cut_after_answer):
+                finish(shard, rows)
+        elif todo:
+            own = generator is None
+            if own:
+                from policy.sample_actors import build_generator
+
+                generator = build_generator(cfg.sample.backend, model, cfg.sample)
+            try:
+                for shard in todo:
+                    finish(shard, sample_shard(generator, shard, params, cfg.sample.seed,
+                                               cfg.sample.cut_after_answer))
+            finally:
+                if own:
+                    generator.close()
+    finally:
+        progress.close()
+
+    rows = sum(store.manifest.entries[s.name]["outputs"][str(store.path(s))]["rows"] for s in shards)
+    Manifest(cfg.out_path("manifest.json")).mark_done(
+        stage, [store.directory], model=model, problems=len(problems), samples=rows, shards=len(shards))
+    return SamplingSummary(problems=len(problems), samples=rows, shards=len(shards),
+                           shards_skipped=len(shards) - len(todo), tokens_generated=tokens,
+                           seconds=time.perf_counter() - start, output_dir=str(store.directory))
+
+
+def add_arguments(parser) -> None:
+    from e2h.config import add_config_arguments
+
+    add_config_arguments(parser)
+
+
+def run(args) -> int:
+    from e2h.config import config_from_args
+
+    print(run_sampling(config_from_args(args)).line())
+    return 0
+
+
+if __name__ == "__main__":  # `python -m policy.sample -c ...` equals `e2h sample -c ...` (and guards vLLM's spawn)
+    import argparse
+    import sys
+
+    _parser = argparse.ArgumentParser(prog="python -m policy.sample", description=__doc__.split("\n")[0])
+    add_arguments(_parser)
+    sys.exit(run(_parser.parse_args()))

@@ -1,0 +1,112 @@
+"""Scale-out for sampling: Ray actors, each holding one generation engine, fed shards one at a time.
+
+    for shard, rows in run_on_actors(todo, backend="vllm", model="runs/demo/sft", section=cfg.sample, ...):
+        store.write(shard, rows, fingerprint(shard))     # the driver is the only writer of files and manifest
+
+Shards are handed out dynamically (an idle actor gets the next one), so a slow actor never holds up the rest, and
+since every row's seed comes from (run seed, problem id), which actor ran a shard does not change its rows.
+Ray: a cluster when ``RAY_ADDRESS`` is set (``launch/`` starts it), otherwise a local Ray on 127.0.0.1.
+vLLM inside a Ray actor works on the CPU build (tests/test_sample_vllm.py runs two): the actor's process spawns
+the engine core as usual. On GPUs each actor asks Ray for ``gpus_per_actor`` GPUs (>= tensor_parallel_size) and
+vLLM runs its own multiprocessing executor inside them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Iterator
+
+from policy.generator import GenerationParams
+from policy.shards import Shard, sample_shard
+
+
+def build_generator(backend: str, model: str, section):
+    """The Generator a sampling process uses: vLLM (default) or transformers.generate."""
+    if backend == "vllm":
+        from policy.vllm_engine import VLLMGenerator
+
+        return VLLMGenerator.from_config(model, section)
+    if backend == "hf":
+        from policy.hf_generator import HFGenerator
+
+        return HFGenerator.from_config(model, section)
+    raise ValueError(f"unknown sampling backend '{backend}' (expected 'vllm' or 'hf')")
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise ImportError("sample.num_actors > 1 needs Ray: pip install 'ray[default]'") from err
+    return ray
+
+
+def connect_ray(min_cpus: float) -> bool:
+    """Join the cluster at RAY_ADDRESS, or start a local Ray bound to 127.0.0.1. True if we started it."""
+    ray = _import_ray()
+    if ray.is_initialized():
+        return False
+    address = os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        # address="local": always a fresh private Ray, never a cluster someone else started on this machine
+        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, math.ceil(min_cpus)), include_dashboard=False,
+                 _node_ip_address="127.0.0.1", log_to_driver=True)
+    return True
+
+
+class SamplerWorker:
+    """The body of one Ray actor: builds its engine once, then samples whatever shard it is given."""
+
+    def __init__(self, backend: str, model: str, section_json: dict[str, Any]):
+        from e2h.config import SampleSection
+
+        self.generator = build_generator(backend, model, SampleSection.model_validate(section_json))
+
+    def ready(self) -> bool:
+        return True
+
+    def sample(self, shard: Shard, params: GenerationParams, run_seed: int, cut_after_answer: bool) -> list:
+        return sample_shard(self.generator, shard, params, run_seed, cut_after_answer)
+
+    def close(self) -> None:
+        self.generator.close()
+
+
+def run_on_actors(shards: list[Shard], *, backend: str, model: str, section, params: GenerationParams,
+                  run_seed: int, cut_after_answer: bool) -> Iterator[tuple[Shard, list]]:
+    """Yield (shard, rows) as actors finish them; at most one shard in flight per actor."""
+    ray = _import_ray()
+    started = connect_ray(section.num_actors * section.cpus_per_actor)
+    actor_cls = ray.remote(SamplerWorker).options(num_cpus=section.cpus_per_actor, num_gpus=section.gpus_per_actor)
+    actors = [actor_cls.remote(backend, model, section.model_dump(mode="json"))
+              for _ in range(min(section.num_actors, len(shards)))]
+    try:
+        ray.get([a.ready.remote() for a in actors])  # surface engine start errors before any work is handed out
+        pending = list(shards)
+        in_flight: dict[Any, tuple[Any, Shard]] = {}
+
+        def hand_out(actor) -> None:
+            if pending:
+                shard = pending.pop(0)
+                in_flight[actor.sample.remote(shard, params, run_seed, cut_after_answer)] = (actor, shard)
+
+        for actor in actors:
+            hand_out(actor)
+        while in_flight:
+            done, _ = ray.wait(list(in_flight), num_returns=1)
+            actor, shard = in_flight.pop(done[0])
+            rows = ray.get(done[0])
+            hand_out(actor)  # keep the actor busy while the driver writes this shard
+            yield shard, rows
+    finally:
+        for actor in actors:
+            try:
+                ray.get(actor.close.remote(), timeout=60)
+            except Exception:  # the actor may be the thing that failed; killing it below is enough
+                pass
+            ray.kill(actor)
+        if started:
+            ray.shutdown()
