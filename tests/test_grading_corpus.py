@@ -18,6 +18,9 @@ MATH500 = DATA / "math500.jsonl"
 
 # Flags the data README marks as not a test oracle: excluded.
 UNSAFE_FLAGS = ("ambiguous", "config_dependent", "label_conflict", "curator_disagrees")
+# `removed_later` (8 NeMo-Skills cases, rows 301-308) is kept: the README does not call it unsafe, each
+# label was asserted by a real test, and a later version dropping an assertion says nothing against it.
+# We agree with all 8 (row 307 via the MATH percent convention below); none is excluded to lift the score.
 # Where a label follows another grader's convention, we follow MATH's (row index: reason).
 MATH_CONVENTION = {
     307: "MATH drops the percent sign: 10% == 10, not 0.1 (an old NeMo-Skills label)",
@@ -28,7 +31,12 @@ MATH_CONVENTION = {
     136: "same: no \\boxed / answer line in the response",
     156: "same: no \\boxed / answer line in the response",
 }
-MIN_AGREEMENT = 0.95  # issue #3 asks 0.98; see the report for the 24 remaining misses
+# Issue #3: >= 98%. Known misses (5 of 495, 99.0%), each a Math-Verify/lighteval quirk with no MATH rule:
+#   28, 29   "Answer $ \n 9 \n $": Math-Verify refuses math delimiters spanning a line break (label false)
+#   181      "\\boxed{35 cm} ++++++ \\boxed{4}" read as one list answer
+#   206      an unclosed, doubly escaped "\\boxed{W(n) = 1 ..." against "W(x)=1orW(x)=-1"
+#   247      \sum_{k=0}^{n-1} (summation is not in the whitelist parser)
+MIN_AGREEMENT = 0.98
 
 
 def _rows():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from e2h.grading import answers_equivalent, extract_answer, grade, normalize_answer
+from e2h.grading.extract import choice_letter
+from e2h.grading.parse import last_side_of_chain
 
 EXTRACT = [
     ("so the answer is $\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),
@@ -15,6 +17,12 @@ EXTRACT = [
     ("Final Answer: The final answer is $5$. I hope it is correct.", "5"),
     ("so the answer is 12.", "12"),
     ("\\boxed{1} and \\boxed{2}", "1, 2"),  # boxes joined by 'and' are one list answer
+    ("$y_1 = \\boxed{3}$ and $y_2 = \\boxed{4}$", "3, 4"),  # ... also when the next box is labelled
+    ("\\boxed{1} papers and \\boxed{2} bins", "1, 2"),  # ... or a unit word follows a box before 'and'
+    ("\\boxed{5}, or \\boxed{6}", "6"),  # alternatives: the last wins
+    ("\\boxed{5} is wrong and \\boxed{6}", "6"),  # words that are not a unit break the list
+    ("so $x = \\boxed{255}$. Final Answer: The final answer is $10,455$. I hope it is correct.", "10,455"),
+    ("so \\boxed{7}. Final answer: as shown above.", "7"),  # a final-answer line without a number: the box
     ("We worked hard.", None),
     ("\\boxed{\\frac{1}{2}", None),  # unbalanced braces: no answer, no crash
     ("", None),
@@ -27,6 +35,9 @@ def test_extract_answer(text, expected):
 
 
 SAME_KEY = [
+    ["56,\\!01,\\!78,\\!95,\\!760", "56017895760"],  # ,\\! between digits: one number (Indian grouping)
+    ["14 {, }916", "14{,}916", "14916"],  # TeX ignores the spaces around {,}
+    ["x=1, y=2", "y = 2, x = 1"],  # a named tuple: by name
     ["\\dfrac{1}{2}", "\\frac12", "0.5", "1/2", "$\\frac{1}{2}$", "\\tfrac{1}{2}"],
     ["x = 3", "3", "3.0", "\\boxed{3}", "3^\\circ", "3\\text{ cm}", "03"],
     ["\\$32,\\!348", "32{,}348", "32348", "32,348"],
@@ -45,7 +56,8 @@ def test_normalize_answer_groups_equal_answers(group):
 
 
 def test_normalize_answer_separates_different_answers():
-    answers = ["1/2", "1/3", "(1,2)", "[1,2]", "\\{1,2\\}", "2", "x+1", "\\sqrt{2}", "\\text{east}", "(2,1)"]
+    answers = ["1/2", "1/3", "(1,2)", "[1,2]", "\\{1,2\\}", "2", "x+1", "\\sqrt{2}", "\\text{east}", "(2,1)",
+               "x=1, y=2", "x=2, y=1"]
     keys = [normalize_answer(a) for a in answers]
     assert len(set(keys)) == len(keys), keys
 
@@ -122,3 +134,101 @@ def test_verdict_fields_and_reasons():
 def test_answers_equivalent():
     assert answers_equivalent("\\frac{1}{2}", "0.5")
     assert not answers_equivalent("\\frac{1}{3}", "0.5")
+
+
+CHOICES = [
+    ("The answer is for sure D, it can't be A or B", "D"),  # right after "answer is" (a few words may precede)
+    ("The answer: D, it doesn't make sense for it to be A or B", "D"),
+    ("D. it can't be A or B", "D"),  # an option line leads the text
+    ("C. x = 42", "C"),
+    ("A Peter\nCelina bum", "A"),
+    ("Let's think step by step. It's not A because it is odd, therefore I think it's B", "B"),  # last standalone
+    ("E'", None),
+    ("We compute the area of the triangle.", None),
+]
+
+
+@pytest.mark.parametrize("text,letter", CHOICES)
+def test_choice_letter(text, letter):
+    assert choice_letter(text) == letter
+
+
+CHAINS = [
+    ("1 = \\zzz = x = 0", "0"),  # the last side of an '=' chain; the working before it is never parsed
+    ("a = b", "a = b"),  # one '=': left to the parser (a label or an equation)
+    ("x = 1, y = 2", "x = 1, y = 2"),  # a list of assignments, not a chain
+    ("0 < x = 3 = y", "0 < x = 3 = y"),  # mixed with an inequality: left to the parser
+]
+
+
+@pytest.mark.parametrize("text,expected", CHAINS)
+def test_last_side_of_chain(text, expected):
+    assert last_side_of_chain(text) == expected
+
+
+PM = "\\begin{pmatrix}"
+EM = "\\end{pmatrix}"
+RULES = [
+    # (rule, pred, gold, correct)
+    # a bare choice letter against a sentence that picks one (lighteval / Math-Verify letter extraction)
+    ("choice", "The answer is for sure D, it can't be A or B", "D", True),
+    ("choice", "The answer is for sure D, it can't be A or B", "B", False),
+    ("choice", "It's not A, therefore I think it's B", "B", True),
+    ("choice", "It's not A, therefore I think it's B", "A", False),
+    ("choice", "C. x = 42", "C", True),
+    ("choice", "A", "A Peter\nCelina bum", True),
+    ("choice", "B", "A Peter\nCelina bum", False),
+    ("choice", "E'", "E", False),
+    ("choice", "\\mathrm{E}*2", "E", False),
+    ("choice", "It is B, so \\boxed{7}", "B", False),  # a box decides; the letters in the prose do not
+    # a number in prose is read whole: thousands commas and a European decimal comma
+    ("prose number", "Soucis : 2,74 $ a..", "2.74", True),
+    ("prose number", "Soucis : 2,74 $ a..", "274", False),
+    ("prose number", "The total comes to 10,455 dollars", "10455", True),
+    # $..$ holding prose (or a '?') is money or prose, not math; an escaped \\$ is not a delimiter
+    ("prose in $", "how many $? just about 1$", "1", True),
+    ("prose in $", "$19, 46, and 82$", "19, 46, 82", True),  # 'and' glues a list: still math
+    ("prose in $", "\\boxed{7:32}", "$S_{MBCN}:S=7:32$", True),  # subscripts are not words
+    ("escaped $", "Answer $ \\frac{1}{2} \\$ = \\frac{10}{9} $", "$10/9$", True),
+    # an equation between constants is working; its right side is the answer
+    ("constant equation", "\\frac{1}{2} + \\frac{11}{18} = \\frac{10}{9}", "\\frac{10}{9}", True),
+    ("constant equation", "\\frac{1}{2} = \\frac{10}{9}", "\\frac{1}{2}", False),
+    # '=' chains: the last side
+    ("chain", "$0$", "$1 = \\zzz = x = 0$", True),
+    ("chain", "$1$", "$1 = \\zzz = x = 0$", False),
+    # digit grouping
+    ("grouping", "56017895760", "56,\\!01,\\!78,\\!95,\\!760", True),
+    ("grouping", "56,\\!01,\\!78", "56,178", False),
+    ("grouping", "14 {, }916", "14916", True),
+    ("grouping", "1{,}5", "15", False),  # {,} before fewer than 3 digits may be a decimal comma: not joined
+    # |x| between constants is a union of intervals
+    ("abs", "z \\in [-\\frac{3}{2}, -1] \\cup [1, \\frac{3}{2}]", "1\\leq|z|\\leq \\frac{3}{2}", True),
+    ("abs", "[1, \\frac{3}{2}]", "1\\leq|z|\\leq \\frac{3}{2}", False),
+    ("abs", "(-\\frac{3}{2}, -1] \\cup [1, \\frac{3}{2})", "1\\leq|z|\\leq \\frac{3}{2}", False),
+    ("abs", "[-2, 2]", "|x| \\le 2", True),
+    ("abs", "(-2, 2)", "|x| \\le 2", False),
+    ("abs", "(-\\infty, -3) \\cup (3, \\infty)", "|x| > 3", True),
+    ("abs", "-2 \\le x \\le 2", "|x| \\le 2", True),
+    # a matrix expression written out equals its value
+    ("matrix", f"{PM}1 & 2 \\\\ 3 & 4{EM} + {PM}5 & 6 \\\\ 7 & 8{EM}", f"{PM}6 & 8 \\\\ 10 & 12{EM}", True),
+    ("matrix", f"{PM}1 & 2 \\\\ 3 & 4{EM} - {PM}5 & 6 \\\\ 7 & 8{EM}", f"{PM}6 & 8 \\\\ 10 & 12{EM}", False),
+    ("matrix", f"{PM}1&2\\\\3&4{EM}{PM}0&1\\\\1&0{EM}", f"{PM}2&1\\\\4&3{EM}", True),
+    ("matrix", f"{PM}0&1\\\\1&0{EM}{PM}1&2\\\\3&4{EM}", f"{PM}2&1\\\\4&3{EM}", False),  # not commutative
+    ("matrix", f"2{PM}1\\\\-1{EM}", f"{PM}2\\\\-2{EM}", True),
+    ("matrix", f"{PM}1&2{EM} + {PM}1\\\\2{EM}", f"{PM}2&4{EM}", False),  # shapes differ
+    # assignments: by name; repeated names are solution groups; x_1, x_2 roots stay unordered
+    ("assignments", "(5,2),(7,2)", "p=5,q=2;p=7,q=2", True),
+    ("assignments", "(2,5),(2,7)", "p=5,q=2;p=7,q=2", False),
+    ("assignments", "p=7, q=2 \\text{ and } p=5, q=2", "p=5,q=2;p=7,q=2", True),
+    ("assignments", "x=2, y=1", "x=1, y=2", False),
+    ("assignments", "y=2, x=1", "x=1, y=2", True),
+    ("assignments", "(1,2)", "x=1, y=2", True),
+    ("assignments", "2, 1", "x=1, y=2", False),
+    ("assignments", "2, 1", "x_1 = 1, x_2 = 2", True),
+]
+
+
+@pytest.mark.parametrize("rule,pred,gold,correct", RULES, ids=[f"{r[0]}-{i}" for i, r in enumerate(RULES)])
+def test_grading_rules(rule, pred, gold, correct):
+    verdict = grade(pred, gold)
+    assert verdict.correct is correct, (rule, verdict)

@@ -17,12 +17,13 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 from e2h.grading.compare import NeedsSymPy, compare_parsed, compare_strings
-from e2h.grading.extract import MAX_ANSWER_CHARS, answer_candidate
+from e2h.grading.extract import MAX_ANSWER_CHARS, answer_candidate, choice_letter, last_boxed
 from e2h.grading.normalize import clean_answer
 from e2h.grading.parse import ParseError, canonical_key, parse_answer
 from e2h.grading.timeout import shared_pool
 
 CACHE_SIZE = 200_000
+_CHOICES = {"A", "B", "C", "D", "E"}  # keys of the multiple-choice answers "(C)", "\\text{(C)}", "C"
 
 
 @dataclass
@@ -101,6 +102,16 @@ def _prepare(pred_text: str | None, gold: str) -> _Prepared:
         return _Prepared(pred_answer[:100], None, None, gold_clean, gold_key,
                          Verdict(False, "too_long", pred_answer[:100], None, gold_key))
     pred_clean, pred_key, pred_node = _analyse(pred_answer)
+    if pred_key != gold_key:  # a bare choice letter against a sentence (unparsed, several words) that picks one
+        if gold_key in _CHOICES and pred_node is None and len(pred_answer.split()) > 1:
+            letter = choice_letter(pred_answer if last_boxed(pred_text) is not None else pred_text)
+            if letter is not None:
+                pred_answer = letter
+                pred_clean, pred_key, pred_node = _analyse(letter)
+        elif pred_key in _CHOICES and gold_node is None and len(gold.split()) > 1:
+            letter = choice_letter(gold)
+            if letter is not None:
+                gold_clean, gold_key, gold_node = _analyse(letter)
     prepared = _Prepared(pred_answer, pred_clean, pred_key, gold_clean, gold_key)
 
     def verdict(correct: bool, reason: str) -> Verdict:

@@ -4,12 +4,14 @@ in-process, a comparison that needs SymPy raises NeedsSymPy and the pair goes to
 Rules (MATH conventions):
     tuples / intervals: ordered, bracket types must match      (3,4] != (3,4)
     bare comma lists and sets: unordered                       "1, -2" == "-2, 1" == \\{1,-2\\}
+    assignments to distinct names: by name, else in order      x=1, y=2 == y=2, x=1 == (1,2) != x=2, y=1
     a \\pm b: the two values as a set                          1\\pm\\sqrt{19} == "1-\\sqrt{19}, 1+\\sqrt{19}"
     unions of intervals: unordered
     matrices: same shape, element-wise
     x = 3 (a label on the left) vs 3: the value               y = 2x+3 == y = 3+2x
     equations with math on both sides: proportional            2x+4y-3=0 == y = -x/2 + 3/4
     inequalities in one variable: as intervals                 x \\ge 5 == 5 \\le x
+    |x| between constants: as intervals                        1 \\le |z| \\le 2 == [-2,-1] \\cup [1,2]
     numbers: exact rationals; decimals within 1e-9 relative    0.5 == \\frac12, 3.14 != \\pi
     constants: 40-digit evaluation                             \\sqrt{117} == 3\\sqrt{13}
     expressions with symbols: 40-digit evaluation at random points to reject,
@@ -22,7 +24,7 @@ import random
 import re
 
 from e2h.grading.evaluate import _CTX, EvalError, TooLarge, complex_value, constant_value, exact_value, free_symbols
-from e2h.grading.parse import ParseError, _has_pm, expand_pm, expr_str
+from e2h.grading.parse import ParseError, _has_pm, expand_pm, expr_str, indexed_roots, named_values
 
 DECIMAL_REL_TOL = 1e-9
 EXACT_REL_TOL = 1e-25
@@ -64,6 +66,11 @@ class Comparer:
             if len(gv) == 1 and len(pv) == 1:
                 return self.expr_equal(gv[0], pv[0])
             return self.unordered([("expr", x) for x in gv], [("expr", x) for x in pv])
+        gn, pn = named_values(g), named_values(p)
+        if gn is not None or pn is not None:
+            named = self.named_equal(g, p, gn, pn)
+            if named is not None:
+                return named
         if gk in ("list", "set") or pk in ("list", "set") or (gk == "expr" and _has_pm(g[1])):
             if gk == "tuple" and pk == "list" or gk == "list" and pk == "tuple":
                 return self.ordered(g[3] if gk == "tuple" else g[1], p[3] if pk == "tuple" else p[1])
@@ -82,6 +89,18 @@ class Comparer:
         if gk == "eq" and pk == "eq":
             return self.equations_equal(g, p)
         return False
+
+    def named_equal(self, g, p, gn, pn) -> bool | None:
+        """A named tuple 'x=1, y=2': match by name when both sides name the same unknowns, else in
+        order against a list or tuple; None leaves it to the list rules (x_1, x_2 roots, sets)."""
+        if gn is not None and pn is not None and set(gn) == set(pn):
+            return all(self.equal(gn[name], pn[name]) for name in gn)
+        if indexed_roots(gn or pn):
+            return None
+        values = [_positional(g), _positional(p)]
+        if None in values:
+            return None
+        return self.ordered(*values)
 
     def ordered(self, gs, ps) -> bool:
         return len(gs) == len(ps) and all(self.equal(a, b) for a, b in zip(gs, ps))
@@ -197,6 +216,15 @@ class Comparer:
         return abs(r.imag) < 1e-20 and (sign == 0 or r.real > 0)
 
 
+def _positional(node):
+    """Elements of a list or tuple in written order (None for sets and other shapes)."""
+    if node[0] == "list":
+        return node[1]
+    if node[0] == "tuple":
+        return node[3]
+    return None
+
+
 def _values(expr) -> list:
     return expand_pm(expr) if _has_pm(expr) else [expr]
 
@@ -256,8 +284,8 @@ def _lower_form(rel):
 
 
 def _as_interval(node):
-    """x > 2 -> (2, oo); -1 <= x < 3 -> [-1, 3); tuples stay tuples; anything else None."""
-    if node[0] == "tuple" and len(node[3]) == 2:
+    """x > 2 -> (2, oo); -1 <= x < 3 -> [-1, 3); |x| < 2 -> (-2, 2); tuples and unions stay; else None."""
+    if node[0] == "tuple" and len(node[3]) == 2 or node[0] == "union":
         return node
     if node[0] == "assign" and node[2][0] == "tuple":
         return node[2]
@@ -271,6 +299,8 @@ def _as_interval(node):
     if not all(o in ("<", "<=") for o in ops):
         return None
     oo = ("const", "oo")
+    if any(_is_abs_of_symbol(e) for e in exprs):
+        return _abs_interval(exprs, ops)
     if len(exprs) == 3 and free_symbols(exprs[1]) and not free_symbols(exprs[0]) and not free_symbols(exprs[2]):
         lo, hi = exprs[0], exprs[2]
         return ("tuple", "(" if ops[0] == "<" else "[", ")" if ops[1] == "<" else "]", [("expr", lo), ("expr", hi)])
@@ -281,6 +311,48 @@ def _as_interval(node):
         if b[0] == "sym" and not free_symbols(a):  # a < x
             return ("tuple", "(" if ops[0] == "<" else "[", ")", [("expr", a), ("expr", oo)])
     return None
+
+
+def _is_abs_of_symbol(node) -> bool:
+    return node[0] == "fn" and node[1] == "abs" and node[2][0] == "sym"
+
+
+def _abs_interval(exprs, ops):
+    """lo < |x| < hi -> (-hi, -lo) U (lo, hi); |x| <= hi -> [-hi, hi]; |x| > lo -> (-oo, -lo) U (lo, oo).
+    Bounds must be real constants (lo > 0); anything else is None (compared as a relation)."""
+    oo = ("const", "oo")
+    if len(exprs) == 3 and _is_abs_of_symbol(exprs[1]):
+        lo, lo_op, hi, hi_op = exprs[0], ops[0], exprs[2], ops[1]
+    elif len(exprs) == 2 and _is_abs_of_symbol(exprs[0]):
+        lo, lo_op, hi, hi_op = None, None, exprs[1], ops[0]
+    elif len(exprs) == 2 and _is_abs_of_symbol(exprs[1]):
+        lo, lo_op, hi, hi_op = exprs[0], ops[0], None, None
+    else:
+        return None
+    for bound in (lo, hi):
+        if bound is not None:
+            value = _real_constant(bound)
+            if value is None or value <= 0:
+                return None
+    def piece(left, right, left_closed, right_closed):
+        return ("tuple", "[" if left_closed else "(", "]" if right_closed else ")", [("expr", left), ("expr", right)])
+    hi_closed = hi_op == "<="
+    lo_closed = lo_op == "<="
+    if lo is None:
+        return piece(("neg", hi), hi, hi_closed, hi_closed)
+    upper = hi if hi is not None else oo
+    return ("union", [piece(("neg", upper), ("neg", lo), hi_closed, lo_closed),
+                      piece(lo, upper, lo_closed, hi_closed)])
+
+
+def _real_constant(node):
+    try:
+        value = constant_value(node)
+    except EvalError:
+        return None
+    if value is None or abs(value.imag) > 1e-30:
+        return None
+    return value.real
 
 
 _DECIMAL_RE = re.compile(r"\d\.\d|(?<![\d.])\.\d")

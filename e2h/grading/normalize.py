@@ -29,7 +29,11 @@ _TEXT_UNIT_RE = re.compile(r"\\" + _TEXT_CMDS + r"\s*\{\s*[A-Za-z][A-Za-z .]*\}(
 _BARE_UNIT_RE = re.compile(r"(?<=[\d}\s])\s*" + _UNIT_WORDS + r"(?:\^\{?\d\}?|²|³)?\s*$", re.IGNORECASE)
 _PERCENT_RE = re.compile(r"\\?%|\s*\b(?:percentage|percent|pct)\b", re.IGNORECASE)
 _SPACING_RE = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad|~|\\displaystyle\b|\\(?:big|Big|bigg|Bigg)[lr]?\b")
-_THOUSANDS_RE = re.compile(r"(?<=\d)(?:,\\!|\{,\s*\}|,\\,|\\,|,\s?\\!\s?)(?=\d{3}\b)")
+# `,\!` between digits only ever pulls a grouping comma tight: one number whatever the group sizes
+# (56,\!01,\!78,\!95,\!760 is Indian grouping). `{,}` may also be a decimal comma, so it needs 3 digits;
+# TeX ignores spaces in math mode, so "14 {, }916" is 14{,}916.
+_TIGHT_COMMA_RE = re.compile(r"(?<=\d),\s?\\!\s?(?=\d)")
+_THOUSANDS_RE = re.compile(r"(?<=\d)(?:\s*\{,\s*\}\s*|,\\,|\\,)(?=\d{3}\b)")
 _PLAIN_THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 _SPACE_THOUSANDS_RE = re.compile(r"^[+-]?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
 _DECIMAL_COMMA_RE = re.compile(r"^(\d+),(\d{2}|\d{4,})$|^(0),(\d+)$")
@@ -58,6 +62,7 @@ def clean_answer(answer: str) -> str:
     s = s.replace("\\[", " ").replace("\\]", " ").replace("\n", " ")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac")
     s = re.sub(r"\\(?:left|right)\s*", "", s)
+    s = _TIGHT_COMMA_RE.sub("", s)
     s = _THOUSANDS_RE.sub("", s)
     s = _SPACING_RE.sub(" ", s)
     s = re.sub(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|°|\\degree", "", s)
@@ -67,7 +72,7 @@ def clean_answer(answer: str) -> str:
     s = re.sub(r"\s+", " ", s).strip()
     s = _BARE_UNIT_RE.sub("", s).strip() if re.search(r"\d", s) else s
     s = _TEXT_GROUP_RE.sub(lambda m: m.group(1), s)  # remaining \text{Evelyn} -> Evelyn
-    s = re.sub(r"\s+(?:and|or)\s+|\s*;\s*", ", ", s)
+    s = re.sub(r",?\s+(?:and|or)\s+|\s*;\s*", ", ", s)  # "19, 46, and 82": the Oxford comma too
     s = re.sub(r"\s+", " ", s).strip().rstrip(".\\").strip()
     s = re.sub(r"^\\?in\s+|^[a-zA-Z]\s*\\in\s+", "", s)
     s = re.sub(r"(?<=[)\]])\s*(?:or|and)\s*(?=[(\[])", ", ", s)  # (11,7)or(7,11)

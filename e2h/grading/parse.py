@@ -155,10 +155,35 @@ def _matching(tokens, i):
 
 def parse_answer(text: str):
     """Parse a cleaned answer into a structure node (see module docstring)."""
+    text = last_side_of_chain(text)
     tokens = tokenize(text)
     if not tokens:
         raise ParseError("empty")
     return _answer(tokens, 0)
+
+
+_OTHER_RELATION_RE = re.compile(r"[<>]|!=|\\(?:le|ge|ne|lt|gt|leq|geq|neq|leqslant|geqslant)(?![A-Za-z])")
+
+
+def last_side_of_chain(text: str) -> str:
+    """'1 = \\zzz = x = 0' -> '0': in a chain of two or more '=' the answer is the last side, and the
+    sides before it are working that is never parsed (so an unknown command there does not matter).
+    Lists ('x = 1, y = 2') and chains mixed with inequalities are left to the parser."""
+    if text.count("=") < 2 or _OTHER_RELATION_RE.search(text):
+        return text
+    cuts, depth = [], 0
+    for i, c in enumerate(text):
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif depth == 0 and c in ",;":
+            return text
+        elif depth == 0 and c == "=":
+            cuts.append(i)
+    if len(cuts) < 2 or not text[cuts[-1] + 1 :].strip():
+        return text
+    return text[cuts[-1] + 1 :].strip()
 
 
 def _check_depth(depth):
@@ -172,7 +197,7 @@ def _answer(tokens, depth):
     if len(parts) > 1:
         if any(not p for p in parts):
             raise ParseError("empty list element")
-        return ("list", [_item(p, depth + 1) for p in parts])
+        return _group_solutions([_item(p, depth + 1) for p in parts])
     parts, _ = _split_top(tokens, {"\\cup"})
     if len(parts) > 1:
         return ("union", [_item(p, depth + 1) for p in parts])
@@ -197,6 +222,8 @@ def _item(tokens, depth):
             lhs, rhs = parts
             if ops == ["~"] and not _is_label(lhs):  # \frac{\sqrt3}{3} \approx 0.577: the exact value
                 return _answer(lhs, depth + 1)
+            if ops == ["="] and not _has_symbols(lhs) and not _has_symbols(rhs):
+                return _answer(rhs, depth + 1)  # "\frac12 + \frac{11}{18} = \frac{10}{9}": working, then the result
             if _is_label(lhs) or "~" in ops:
                 try:
                     lhs_expr = _expr(lhs, depth + 1)
@@ -208,11 +235,11 @@ def _item(tokens, depth):
             raise ParseError("mixed relation chain")
         return ("rel", [_expr(p, depth + 1) for p in parts], ops)
     first, last = tokens[0][1], tokens[-1][1]
-    if tokens[0] == ("cmd", "\\begin"):
+    if tokens[0] == ("cmd", "\\begin") and _matrix_end(tokens, 0) == len(tokens):
         return _matrix(tokens, depth)
     if first in ("(", "[") and last in (")", "]") and len(tokens) > 2 and tokens[1] == ("cmd", "\\begin") \
             and _matching(tokens, 0) == len(tokens) - 1:
-        return _matrix(tokens[1:-1], depth)
+        return _item(tokens[1:-1], depth + 1)  # (\\begin{pmatrix}..\\end{pmatrix}) or (A + B)
     if first in ("(", "[") and last in (")", "]") and _matching(tokens, 0) == len(tokens) - 1:
         inner = tokens[1:-1]
         parts, _ = _split_top(inner, {","})
@@ -230,21 +257,57 @@ def _item(tokens, depth):
                 raise ParseError("empty set element")
             # \{1, 2\} is a set; plain {1,3} is just a group around a list
             return ("set" if first == "\\{" else "list", [_item(p, depth + 1) for p in parts])
+    if any(t == ("cmd", "\\begin") for t in tokens):
+        return _matrix_expr(tokens, depth + 1)
     return ("expr", _expr(tokens, depth + 1))
+
+
+def _group_solutions(items):
+    """'p=5, q=2, p=7, q=2' -> [[p=5, q=2], [p=7, q=2]]: when the labels of a list of assignments repeat
+    in the same pattern, each repetition is one solution. 'x=1, x=2' (one label) stays a flat list."""
+    if len(items) < 4 or any(item[0] != "assign" for item in items):
+        return ("list", items)
+    labels = [item[1] for item in items]
+    k = next((j for j in range(1, len(labels)) if labels[j] in labels[:j]), None)
+    if k is None or k < 2 or len(labels) % k or len(set(labels[:k])) != k \
+            or any(labels[j] != labels[j % k] for j in range(len(labels))):
+        return ("list", items)
+    return ("list", [("list", items[g : g + k]) for g in range(0, len(items), k)])
+
+
+def named_values(node) -> dict | None:
+    """'x=1, y=2' -> {'x': 1, 'y': 2}: a list of assignments to distinct names (a named tuple); else None."""
+    if node[0] != "list" or len(node[1]) < 2 or any(item[0] != "assign" for item in node[1]):
+        return None
+    values = {item[1]: item[2] for item in node[1]}
+    return values if len(values) == len(node[1]) else None
+
+
+_INDEXED_LABEL_RE = re.compile(r"^([A-Za-z])_\{?\d+\}?$")
+
+
+def indexed_roots(labels) -> bool:
+    """x_1, x_2: numbered names of one unknown's solutions, whose order is arbitrary."""
+    bases = {m.group(1) if m else None for m in map(_INDEXED_LABEL_RE.match, labels)}
+    return len(bases) == 1 and None not in bases
+
+
+def _has_symbols(tokens) -> bool:
+    return any(k in ("id", "sub") or (k == "cmd" and v[1:] in GREEK) for k, v in tokens)
 
 
 def _is_label(lhs) -> bool:
     """'x', 'f(x)', '|AB|', 'A:B', '(p,q)': the left side names the answer rather than being math to check."""
     if lhs[0][0] == "num" or len(lhs) > 12:
         return False
-    if not any(k in ("id", "sub") or (k == "cmd" and v[1:] in GREEK) for k, v in lhs):
+    if not _has_symbols(lhs):
         return False  # \frac{\sqrt3}{3} \approx 0.577: math, not a name
     parts, _ = _split_top(lhs, {"+", "-", "\\pm"})
     return len(parts) == 1
 
 
 def _label(lhs) -> str:
-    return "".join(v for _, v in lhs)
+    return "".join(v for _, v in lhs if v not in ("{", "}"))  # a_{37} and a_37 are one name
 
 
 def _matrix(tokens, depth):
@@ -269,6 +332,105 @@ def _matrix(tokens, depth):
         rows.append([_expr(c, depth + 1) for c in cells])
     if not rows or len({len(r) for r in rows}) != 1:
         raise ParseError("ragged matrix")
+    return ("matrix", rows)
+
+
+MAX_MATRIX_DIM = 10
+MAX_MATRIX_FACTORS = 4  # each product multiplies the entry trees' size: A B C D E ... is refused
+MAX_MATRIX_TERMS = 10
+
+
+def _matrix_end(tokens, i) -> int:
+    """Index just past the \\end{env} closing the \\begin at tokens[i]; -1 when it is not closed."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j] == ("cmd", "\\begin"):
+            depth += 1
+        elif tokens[j] == ("cmd", "\\end"):
+            depth -= 1
+            if depth == 0:
+                close = _matching(tokens, j + 1) if j + 1 < len(tokens) and tokens[j + 1][1] == "{" else -1
+                return close + 1 if close > 0 else -1
+    return -1
+
+
+def _matrix_expr(tokens, depth):
+    """A matrix expression written out evaluates to its matrix, as "2+3" is 5:
+    A + B, A - B, 2A, A \\cdot B, A B (matrix product). Entries stay expression trees."""
+    terms, signs, current, level = [], ["+"], [], 0
+    for tok in tokens:
+        if tok == ("cmd", "\\begin") or tok[1] in ("(", "[", "{"):
+            level += 1
+        elif tok == ("cmd", "\\end") or tok[1] in (")", "]", "}"):
+            level -= 1
+        if level == 0 and tok[1] in ("+", "-") and tok[0] == "op":
+            if current:
+                terms.append(current)
+                current = []
+                signs.append(tok[1])
+            else:
+                signs[-1] = "-" if (signs[-1] == "-") != (tok[1] == "-") else "+"
+            continue
+        current.append(tok)
+    if not current:
+        raise ParseError("dangling sign")
+    terms.append(current)
+    if len(terms) > MAX_MATRIX_TERMS:
+        raise ParseError("too many matrix terms")
+    total = None
+    for sign, term in zip(signs, terms):
+        value = _matrix_product(term, depth)
+        if value[0] != "matrix":
+            raise ParseError("a matrix plus a scalar")
+        if sign == "-":
+            value = ("matrix", [[("neg", c) for c in row] for row in value[1]])
+        if total is None:
+            total = value
+        else:
+            if len(total[1]) != len(value[1]) or len(total[1][0]) != len(value[1][0]):
+                raise ParseError("matrix shapes differ")
+            total = ("matrix", [[("add", [a, b]) for a, b in zip(ra, rb)] for ra, rb in zip(total[1], value[1])])
+    return total
+
+
+def _matrix_product(tokens, depth):
+    """Factors of one term: matrices (multiplied in order) and scalar factors between them."""
+    scalars, matrices, pending, i = [], [], [], 0
+    while i < len(tokens):
+        if tokens[i] == ("cmd", "\\begin"):
+            end = _matrix_end(tokens, i)
+            if end < 0:
+                raise ParseError("unclosed matrix")
+            if pending:
+                scalars.append(_expr(pending, depth + 1))
+                pending = []
+            node = _matrix(tokens[i:end], depth + 1)
+            if len(node[1]) > MAX_MATRIX_DIM or len(node[1][0]) > MAX_MATRIX_DIM:
+                raise ParseError("matrix too large")
+            matrices.append(node[1])
+            if len(matrices) > MAX_MATRIX_FACTORS:
+                raise ParseError("too many matrix factors")
+            i = end
+        elif tokens[i][1] in ("\\cdot", "\\times", "*") and (matrices or scalars or pending):
+            if pending:
+                scalars.append(_expr(pending, depth + 1))
+                pending = []
+            i += 1
+        else:
+            pending.append(tokens[i])
+            i += 1
+    if pending:
+        scalars.append(_expr(pending, depth + 1))
+    if not matrices:
+        raise ParseError("no matrix")
+    rows = matrices[0]
+    for right in matrices[1:]:
+        if len(rows[0]) != len(right):
+            raise ParseError("matrix shapes do not multiply")
+        rows = [[("add", [("mul", [rows[r][k], right[k][c]]) for k in range(len(right))])
+                 for c in range(len(right[0]))] for r in range(len(rows))]
+    if scalars:
+        rows = [[("mul", scalars + [c]) for c in row] for row in rows]
     return ("matrix", rows)
 
 
@@ -534,6 +696,9 @@ def canonical_key(node) -> str:
         return expr_str(expr)
     if kind == "assign":
         return canonical_key(node[2])
+    named = named_values(node)
+    if named is not None and not indexed_roots(named):
+        return "(" + ",".join(f"{name}={canonical_key(named[name])}" for name in sorted(named)) + ")"
     if kind in ("list", "set"):
         keys = []
         for item in node[1]:
