@@ -133,7 +133,7 @@ def build_world(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
     train = held.filter(splits["train"])
     wanted = set(cfg.data.train_levels)
     train_level = [p for p in train if p.level in wanted]
-    prm = [ex for ex in world_step_examples(train_level) if ex.level in wanted]
+    prm = [ex for ex in world_step_examples(train_level, cfg.world, cfg.run.seed) if ex.level in wanted]
     sft = [ex for ex in world_sft_examples(train_level) if ex.level in wanted]
     sets = {"prm_train": prm, "sft_train": sft, "prompts_train": select_levels(train, cfg.data.prompt_levels),
             "prompts_validation": list(splits["validation"]), "prompts_test": list(splits["test"])}

@@ -5,7 +5,7 @@ kinds on levels 1-3 meets familiar steps on levels 4-5, just more of them::
 
     level 1  Arithmetic          Compute 7 * 6 - 5.
              solution            7 * 6 = 42\\n\\n42 - 5 = 37\\n\\n# Answer\\n\\n37
-    level 4  Linear Equations    Solve for x: 3(2(x + 5) - 7) + 4 = 49.
+    level 3  Linear Equations    Solve for x: 3(2(x + 5) - 7) + 4 = 49.
              solution            49 - 4 = 45\\n\\n45 / 3 = 15\\n\\n15 + 7 = 22\\n\\n22 / 2 = 11\\n\\n11 - 5 = 6\\n\\n# Answer\\n\\n6
     level 2  Modular Arithmetic  Find the remainder when 9 * 8 + 11 is divided by 7.
              solution            9 * 8 = 72\\n\\n72 + 11 = 83\\n\\n83 mod 7 = 6\\n\\n# Answer\\n\\n6
@@ -43,9 +43,9 @@ NEST_P = (0.0, 0.25, 0.35, 0.45, 0.55)  # chance an operand is itself a parenthe
 MOD_OPS = (1, 2, 3, 4, 5)  # operations before the final "mod"
 MOD_MAX = (9, 10, 11, 12, 13)
 LINEAR_LAYERS = (2, 3, 4, 5, 6)  # operations wrapped around x, peeled one per step
-X_MAX = (6, 8, 10, 12, 14)
+X_MAX = (9, 10, 12, 14, 16)
 FRACTION_OPS = (1, 2, 3, 4, 5)
-DEN_MAX = (6, 6, 7, 8, 9)  # largest denominator written in the problem
+DEN_MAX = (7, 7, 8, 9, 10)  # largest denominator written in the problem
 FRACTION_DEN_CAP = (30, 30, 36, 48, 60)  # largest denominator of an intermediate result
 FRACTION_NUM_CAP = (30, 40, 50, 60, 80)
 
