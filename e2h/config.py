@@ -260,6 +260,10 @@ class DemoSection(Section):
     prm_pool_problems: int = 600  # easy training problems the policy samples on for PRM data
     prm_pool_samples: int = 4  # samples per pool problem, each labelled by the world's step checker
     prm_pool_temperature: float = 1.0
+    # where the PRM starts: "sft" = the SFT policy (the demo's stand-in for a pretrained LM: a random "base"
+    # model knows nothing of the world's arithmetic), "init" = the untrained prm_backbone (the paper's choice
+    # of the base model, which on real runs is a pretrained Llemma)
+    prm_init: Literal["sft", "init"] = "sft"
 
 
 class RunConfig(Section):

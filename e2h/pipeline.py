@@ -119,7 +119,9 @@ def dedupe(examples: list[StepExample]) -> list[StepExample]:
 
 
 def stage_prm(cfg: RunConfig, config_path: Path) -> list[Path]:
-    e2h_command(config_path, "train-prm", f"prm.data={cfg.out_path('data', 'prm_demo.jsonl')}")
+    backbone = cfg.out_path("sft") if cfg.demo.prm_init == "sft" else cfg.prm_backbone.path
+    e2h_command(config_path, "train-prm", f"prm.data={cfg.out_path('data', 'prm_demo.jsonl')}",
+                f"prm_backbone.path={backbone}")
     return [cfg.out_path("prm", "config.json")]
 
 

@@ -3,7 +3,7 @@
     e2h serve --config configs/serve.yaml
     e2h serve --config configs/serve.yaml --ray --replicas 2 serve.port=8001
 
-Binds serve.host (127.0.0.1 by default). API docs at http://HOST:PORT/docs; see docs/serve.md.
+Binds serve.host (127.0.0.1 by default). API docs at http://HOST:PORT/docs; see the README, "The reranking service".
 """
 
 from __future__ import annotations
