@@ -97,7 +97,7 @@ def stage_prm_pool(cfg: RunConfig, config_path: Path) -> list[Path]:
     e2h_command(config_path, "sample", f"sample.prompts={prompts}", f"sample.output_dir={out}",
                 f"sample.n={cfg.demo.prm_pool_samples}", f"sample.temperature={cfg.demo.prm_pool_temperature}")
     by_id = {p.id: p for p in pool}
-    labelled = [label_with_checker(by_id[s.problem_id], s.completion)
+    labelled = [label_with_checker(by_id[s.problem_id], s.completion, cfg.world.after_error)
                 for shard in sorted(out.glob("shard-*.jsonl")) for s in iter_records(shard, Sample)]
     labelled = [e for e in labelled if all(step.strip() for step in e.steps)]  # an empty sample has no steps
     flawed = load_records(cfg.out_path("data", "prm_train.jsonl"), StepExample)

@@ -48,6 +48,18 @@ from typing import Any, Callable, Iterator
 from e2h.config import TrainSection
 
 
+def freeze_embeddings_and_norms(model) -> int:
+    """Freeze the input embeddings and every normalisation layer (the paper's setting); returns #frozen tensors."""
+    modules = [model.get_input_embeddings()] + [m for m in model.modules() if "norm" in type(m).__name__.lower()]
+    frozen = 0
+    for module in modules:
+        for param in module.parameters():
+            if param.requires_grad:
+                param.requires_grad_(False)
+                frozen += 1
+    return frozen
+
+
 # --- processes -------------------------------------------------------------------------------------------------
 
 

@@ -244,7 +244,7 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None) -> dict:
     actor = AutoModelForCausalLM.from_pretrained(paths.policy, dtype=torch.float32)
     actor.config.use_cache = False
     if p.freeze_embeddings_and_norms:
-        from policy.sft import freeze_embeddings_and_norms
+        from e2h.training import freeze_embeddings_and_norms
 
         freeze_embeddings_and_norms(actor)
     reference = AutoModelForCausalLM.from_pretrained(paths.policy, dtype=torch.float32).to(device).eval()

@@ -55,18 +55,6 @@ def fingerprint(cfg: RunConfig, data: Path, init: str) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def freeze_embeddings_and_norms(model) -> int:
-    """Freeze input embeddings and every norm layer (the reference's setting); returns #frozen tensors."""
-    modules = [model.get_input_embeddings()] + [m for m in model.modules() if "norm" in type(m).__name__.lower()]
-    frozen = 0
-    for module in modules:
-        for param in module.parameters():
-            if param.requires_grad:
-                param.requires_grad_(False)
-                frozen += 1
-    return frozen
-
-
 def run_sft(cfg: RunConfig, force: bool = False) -> dict:
     """Train (or resume, or skip when done); returns a summary dict."""
     import torch
@@ -94,7 +82,7 @@ def run_sft(cfg: RunConfig, force: bool = False) -> dict:
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
     model.config.use_cache = False
     if cfg.sft.freeze_embeddings_and_norms:
-        freeze_embeddings_and_norms(model)
+        training.freeze_embeddings_and_norms(model)
     if cfg.sft.lora_rank > 0:
         raise ConfigError("sft.lora_rank > 0 is not supported yet: full fine-tuning only")
     engine = training.create_engine(model, cfg.sft, dist, sched)

@@ -111,16 +111,10 @@ class RewardModel(nn.Module):
     # --- training set-up ---------------------------------------------------------------------------------------
 
     def freeze_embeddings_and_norms(self) -> int:
-        """Freeze input embeddings and every normalisation layer (the paper's setting); returns #frozen tensors."""
-        frozen = 0
-        modules = [self.net.get_input_embeddings()]
-        modules += [m for m in self.net.modules() if "norm" in type(m).__name__.lower()]
-        for module in modules:
-            for param in module.parameters():
-                if param.requires_grad:
-                    param.requires_grad_(False)
-                    frozen += 1
-        return frozen
+        """Freeze the backbone's input embeddings and norms (the paper's setting); returns #frozen tensors."""
+        from e2h.training import freeze_embeddings_and_norms
+
+        return freeze_embeddings_and_norms(self.net)
 
     # --- saving ------------------------------------------------------------------------------------------------
 

@@ -131,6 +131,15 @@ def test_verdict_fields_and_reasons():
         "no_answer"
 
 
+@pytest.mark.parametrize("text", [
+    "18 + +   =  - mod1 * 1 6 3 \n\n -3 /4  *",  # a policy's garbage: several paragraphs, no answer line
+    "We add 1 and 2.\n\n1 + 2 = 3",
+])
+def test_solution_without_an_answer_is_not_a_bare_answer(text):
+    verdict = grade(text, "-3" if "-3" in text else "3")
+    assert not verdict.correct and verdict.reason == "no_answer" and verdict.pred_answer is None
+
+
 def test_answers_equivalent():
     assert answers_equivalent("\\frac{1}{2}", "0.5")
     assert not answers_equivalent("\\frac{1}{3}", "0.5")

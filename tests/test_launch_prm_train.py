@@ -36,6 +36,7 @@ def test_two_process_prm_training_through_run_local(tmp_path):
                  "prm.max_length=256", "prm.log_every=1", "prm.output_dir=" + str(out / "prm")]
     e2h("world", "--config", CONFIG, *overrides)
     e2h("data", "prepare", "--config", CONFIG, *overrides)
+    overrides.append(f"prm_backbone.path={out / 'models' / 'prm_init'}")  # the backbone the world stage built
     before = set(glob.glob("/dev/shm/deepspeed_allreduce_buffer_*"))
     try:
         proc = subprocess.run(["bash", "launch/run_local.sh", "--nproc", "2", "train-prm", CONFIG, *overrides],

@@ -146,8 +146,8 @@ def answer_candidate(text: str | None, bare_max_chars: int = 200) -> str | None:
     if answer is not None:
         return answer
     stripped = text.strip()
-    if not stripped or len(stripped) > bare_max_chars:
-        return None
+    if not stripped or len(stripped) > bare_max_chars or "\n\n" in stripped:
+        return None  # a bare answer is one short paragraph; several paragraphs are a solution without an answer
     return prose_to_math(stripped)
 
 
