@@ -8,6 +8,7 @@ preflight in prm/preflight.py checks that the boundary in context is what we exp
     text:    "# Question\\n\\nWhat is 2+3?\\n\\n# Solution\\n\\n" "We add." "\\n\\n" "# Answer\\n\\n5"
     steps:                                                   [ step 0 ][ sep ][ step 1 (answer) ]
     boundary(step 0) = the token holding the first separator char; boundary(answer step) = its last token
+    (a solution that ends without an answer step ends with a separator, so its last step is scored there too)
 
 Labels (``StepExample.labels``; None = context only), hard (0/1) or soft (in [0, 1]):
 - ``label_positions="every_token"``: every token of a labelled step, its separator included, carries the label;
@@ -19,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from e2h.records import StepExample
-from e2h.text_format import STEP_SEPARATOR, format_prompt, format_solution
+from e2h.text_format import STEP_SEPARATOR, format_prompt, format_solution, is_answer_step
 
 
 class TruncatedLabelError(ValueError):
@@ -33,24 +34,32 @@ class StepLayout:
     text: str
     prompt_chars: int
     step_spans: list[tuple[int, int]]  # [start, end) of each step's text
-    sep_spans: list[tuple[int, int] | None]  # the separator following each step, None for the last
+    sep_spans: list[tuple[int, int] | None]  # the separator following each step; None only for an answer step
 
 
 def layout(problem_or_prompt: str, steps: list[str], is_prompt: bool = False) -> StepLayout:
-    """Build the text and its character spans (steps are stripped exactly as format_solution does)."""
+    """Build the text and its character spans (steps are stripped exactly as format_solution does).
+
+    Every reasoning step is followed by the separator, the last one too (as the reference writes a PRM800K
+    step: its text plus "\n\n"), so a step is always scored at a separator token. Without it, a solution cut
+    after its first wrong step would be scored at a content token exactly when it is wrong: a position cue the
+    PRM learns instead of the step, and never sees when scoring complete solutions.
+    """
     prompt = problem_or_prompt if is_prompt else format_prompt(problem_or_prompt)
-    solution = format_solution(steps)
     parts = [s.strip() for s in steps]
+    solution = format_solution(steps)
+    if parts and not is_answer_step(parts[-1]):
+        solution += STEP_SEPARATOR
     spans, seps = [], []
     pos = len(prompt)
-    for i, part in enumerate(parts):
+    for part in parts:
         spans.append((pos, pos + len(part)))
         pos += len(part)
-        if i < len(parts) - 1:
+        if is_answer_step(part) and pos == len(prompt) + len(solution):
+            seps.append(None)
+        else:
             seps.append((pos, pos + len(STEP_SEPARATOR)))
             pos += len(STEP_SEPARATOR)
-        else:
-            seps.append(None)
     assert pos == len(prompt) + len(solution)
     return StepLayout(prompt + solution, len(prompt), spans, seps)
 

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 from e2h.records import Sample, iter_records, save_records
-from e2h.text_format import STEP_SEPARATOR, format_solution, split_solution
+from e2h.text_format import STEP_SEPARATOR, format_solution, is_answer_step, split_solution
 
 from prm.dataset import boundary_positions, layout, token_at_char, tokenize_with_offsets
 from prm.preflight import PreflightError, check_separator
@@ -207,12 +207,12 @@ class PRMScorer:
         with torch.inference_mode():
             for k in range(len(steps)):
                 text = prompt + format_solution(steps[:k + 1])
-                last = k == len(steps) - 1
-                if not last:
+                scored_at_separator = not is_answer_step(steps[k])  # every reasoning step, the last one too
+                end = len(text)
+                if scored_at_separator:
                     text += STEP_SEPARATOR
                 ids, offsets = tokenize_with_offsets(self.tokenizer, text, add_bos=self.add_bos)
-                end = len(prompt + format_solution(steps[:k + 1]))
-                position = token_at_char(offsets, end if not last else end - 1)
+                position = token_at_char(offsets, end if scored_at_separator else end - 1)
                 logits, _ = self.model(torch.tensor([ids], device=self.device))
                 scores.append(float(torch.sigmoid(logits[0, position].float())))
         return scores
