@@ -11,6 +11,8 @@ batches its own requests; Ray's proxy spreads requests over replicas.
 
 from __future__ import annotations
 
+import os
+
 import signal
 import threading
 
@@ -49,6 +51,10 @@ def start(settings: ServeSection, replicas: int, address: str | None = None, num
     import ray
     from ray import serve
 
+    # Ray Serve gives its HTTP proxy 5 s to report ready, then kills and restarts it: on a loaded machine
+    # (a busy 2-core CI box) it never gets there. Processes started by ray.init below inherit these.
+    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
+    os.environ.setdefault("RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S", "60")
     if not ray.is_initialized():
         kwargs = {"include_dashboard": False, "log_to_driver": False}
         if address:
