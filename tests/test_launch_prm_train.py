@@ -48,7 +48,7 @@ def test_two_process_prm_training_through_run_local(tmp_path):
     assert "+ torchrun --nnodes=1 --nproc_per_node=2 --master_addr=127.0.0.1" in proc.stdout
     from e2h.training import read_train_log
 
-    log = read_train_log(out / "prm")
-    assert len(log) >= 2, "fewer than 2 logged optimizer steps"
-    assert all(math.isfinite(row["loss"]) for row in log)
+    losses = [row["loss"] for row in read_train_log(out / "prm") if "loss" in row]  # other rows: eval, markers
+    assert len(losses) >= 2, "fewer than 2 logged optimizer steps"
+    assert all(math.isfinite(loss) for loss in losses)
     assert (out / "prm" / "config.json").exists(), "no HF checkpoint saved"
