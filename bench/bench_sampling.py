@@ -76,7 +76,8 @@ def hf_batched(model_path: str, prompts: list[str], params, batch: int):
                 for p in range(len(new) // params.n):
                     per = []
                     for ids in new[p * params.n:(p + 1) * params.n]:
-                        ids = ids[: ids.index(eos) + 1] if eos in ids else [t for t in ids if t != tokenizer.pad_token_id]
+                        pad = tokenizer.pad_token_id
+                        ids = ids[: ids.index(eos) + 1] if eos in ids else [t for t in ids if t != pad]
                         per.append(Completion(text=tokenizer.decode(ids, skip_special_tokens=True),
                                               num_tokens=len(ids)))
                     results.append(per)

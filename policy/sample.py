@@ -42,17 +42,19 @@ class SamplingSummary:
     shards: int
     shards_skipped: int
     tokens_generated: int  # by this invocation (skipped shards generated nothing)
-    seconds: float
+    seconds: float  # wall time of the whole invocation
+    generate_seconds: float  # from engines ready to the last shard written (engine start excluded)
     output_dir: str
 
     @property
     def tokens_per_s(self) -> float:
-        return self.tokens_generated / self.seconds if self.seconds > 0 else 0.0
+        return self.tokens_generated / self.generate_seconds if self.generate_seconds > 0 else 0.0
 
     def line(self) -> str:
         return (f"sampled {self.problems} problems -> {self.samples} samples in {self.shards} shards "
-                f"({self.shards_skipped} already done); {self.tokens_generated} tokens in {self.seconds:.1f} s = "
-                f"{self.tokens_per_s:.0f} tokens/s -> {self.output_dir}")
+                f"({self.shards_skipped} already done); {self.tokens_generated} tokens in "
+                f"{self.generate_seconds:.1f} s = {self.tokens_per_s:.0f} tokens/s "
+                f"(wall {self.seconds:.1f} s with engine start) -> {self.output_dir}")
 
 
 def resolve_model(cfg: RunConfig) -> str:
@@ -96,6 +98,7 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
     pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
 
     tokens = 0
+    ready_at: list[float] = []  # when the engine(s) finished starting
     progress = tqdm(total=len(shards), initial=len(shards) - len(todo), desc="shards", unit="shard")
 
     def finish(shard, rows) -> None:
@@ -112,7 +115,8 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
 
             for shard, rows in run_on_actors(todo, backend=cfg.sample.backend, model=model, section=cfg.sample,
                                              params=params, run_seed=cfg.sample.seed,
-                                             cut_after_answer=cfg.sample.cut_after_answer):
+                                             cut_after_answer=cfg.sample.cut_after_answer,
+                                             on_ready=lambda: ready_at.append(time.perf_counter())):
                 finish(shard, rows)
         elif todo:
             own = generator is None
@@ -120,6 +124,7 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
                 from policy.sample_actors import build_generator
 
                 generator = build_generator(cfg.sample.backend, model, cfg.sample)
+            ready_at.append(time.perf_counter())
             try:
                 for shard in todo:
                     finish(shard, sample_shard(generator, shard, params, cfg.sample.seed,
@@ -133,9 +138,11 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
     rows = sum(store.manifest.entries[s.name]["outputs"][str(store.path(s))]["rows"] for s in shards)
     Manifest(cfg.out_path("manifest.json")).mark_done(
         stage, [store.directory], model=model, problems=len(problems), samples=rows, shards=len(shards))
+    end = time.perf_counter()
     return SamplingSummary(problems=len(problems), samples=rows, shards=len(shards),
-                           shards_skipped=len(shards) - len(todo), tokens_generated=tokens,
-                           seconds=time.perf_counter() - start, output_dir=str(store.directory))
+                           shards_skipped=len(shards) - len(todo), tokens_generated=tokens, seconds=end - start,
+                           generate_seconds=end - ready_at[0] if ready_at else 0.0,
+                           output_dir=str(store.directory))
 
 
 def add_arguments(parser) -> None:

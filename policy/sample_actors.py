@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from policy.generator import GenerationParams
 from policy.shards import Shard, sample_shard
 
 
-def build_generator(backend: str, model: str, section):
+def build_generator(backend: str, model: str, section, **engine_kwargs: Any):
     """The Generator a sampling process uses: vLLM (default) or transformers.generate."""
     if backend == "vllm":
         from policy.vllm_engine import VLLMGenerator
 
-        return VLLMGenerator.from_config(model, section)
+        return VLLMGenerator.from_config(model, section, **engine_kwargs)
     if backend == "hf":
         from policy.hf_generator import HFGenerator
 
@@ -63,7 +63,11 @@ class SamplerWorker:
     def __init__(self, backend: str, model: str, section_json: dict[str, Any]):
         from e2h.config import SampleSection
 
-        self.generator = build_generator(backend, model, SampleSection.model_validate(section_json))
+        section = SampleSection.model_validate(section_json)
+        # inside an actor, vLLM would pick its Ray executor for tensor parallelism and ask this Ray for a new
+        # placement group; the actor already holds its GPUs, so vLLM's own multiprocessing executor runs the shards
+        extra = {"distributed_executor_backend": "mp"} if backend == "vllm" and section.tensor_parallel_size > 1 else {}
+        self.generator = build_generator(backend, model, section, **extra)
 
     def ready(self) -> bool:
         return True
@@ -76,8 +80,15 @@ class SamplerWorker:
 
 
 def run_on_actors(shards: list[Shard], *, backend: str, model: str, section, params: GenerationParams,
-                  run_seed: int, cut_after_answer: bool) -> Iterator[tuple[Shard, list]]:
-    """Yield (shard, rows) as actors finish them; at most one shard in flight per actor."""
+                  run_seed: int, cut_after_answer: bool,
+                  on_ready: Callable[[], None] | None = None) -> Iterator[tuple[Shard, list]]:
+    """Yield (shard, rows) as actors finish them; at most one shard in flight per actor.
+    ``on_ready`` is called once every actor's engine has started."""
+    if 0 < section.gpus_per_actor < section.tensor_parallel_size:
+        from e2h.config import ConfigError
+
+        raise ConfigError(f"sample.gpus_per_actor ({section.gpus_per_actor}) must be >= sample.tensor_parallel_size "
+                          f"({section.tensor_parallel_size}): each actor's engine spans its own GPUs")
     ray = _import_ray()
     started = connect_ray(section.num_actors * section.cpus_per_actor)
     actor_cls = ray.remote(SamplerWorker).options(num_cpus=section.cpus_per_actor, num_gpus=section.gpus_per_actor)
@@ -85,6 +96,8 @@ def run_on_actors(shards: list[Shard], *, backend: str, model: str, section, par
               for _ in range(min(section.num_actors, len(shards)))]
     try:
         ray.get([a.ready.remote() for a in actors])  # surface engine start errors before any work is handed out
+        if on_ready is not None:
+            on_ready()
         pending = list(shards)
         in_flight: dict[Any, tuple[Any, Shard]] = {}
 

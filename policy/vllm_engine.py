@@ -89,7 +89,7 @@ class VLLMGenerator:
         self._sampling_params_cls = vllm.SamplingParams
 
     @classmethod
-    def from_config(cls, model: str | os.PathLike, section) -> "VLLMGenerator":
+    def from_config(cls, model: str | os.PathLike, section, **engine_kwargs: Any) -> "VLLMGenerator":
         """Build from an ``e2h.config.SampleSection``."""
         return cls(
             model,
@@ -98,6 +98,7 @@ class VLLMGenerator:
             seed=section.seed,
             tensor_parallel_size=section.tensor_parallel_size,
             kv_cache_gib=section.kv_cache_gib,
+            **engine_kwargs,
         )
 
     def _sampling_params(self, params: GenerationParams, seed: int):

@@ -119,3 +119,28 @@ def test_sample_shard_rows_and_seed_contract_with_transformers_backend(hf_genera
     # and a different run seed gives different samples
     other = sample_shard(hf_generator, shard, params, run_seed=8)
     assert [r.completion for r in other] != [r.completion for r in rows]
+
+
+def test_recipe_with_transformers_backend_writes_shards_and_skips_them_on_rerun(tiny_policy, tmp_path):
+    from e2h.config import load_config
+    from e2h.manifest import Manifest
+    from e2h.records import load_records, save_records
+    from policy.sample import run_sampling
+
+    save_records(tmp_path / "prompts.jsonl", tiny_policy["test"][:5])
+    overrides = [f"run.out_dir={tmp_path / 'run'}", f"sample.prompts={tmp_path / 'prompts.jsonl'}",
+                 f"sample.model={tiny_policy['path']}", "sample.backend=hf", "sample.n=2", "sample.max_tokens=6",
+                 "sample.shard_size=2"]
+    first = run_sampling(load_config(None, overrides))
+    assert (first.problems, first.samples, first.shards, first.shards_skipped) == (5, 10, 3, 0)
+    assert first.tokens_generated > 0 and "10 samples in 3 shards" in first.line()
+    samples = tmp_path / "run" / "samples"
+    rows = [r for i in range(3) for r in load_records(samples / f"shard-{i:05d}.jsonl", Sample)]
+    assert [(r.problem_id, r.sample_index) for r in rows] == [(p.id, i) for p in tiny_policy["test"][:5]
+                                                              for i in range(2)]
+    assert Manifest(tmp_path / "run" / "manifest.json").is_done("sample")
+    again = run_sampling(load_config(None, overrides))
+    assert (again.shards_skipped, again.tokens_generated, again.samples) == (3, 0, 10)
+    # a changed sampling parameter invalidates every shard
+    changed = run_sampling(load_config(None, overrides + ["sample.temperature=0.5"]))
+    assert changed.shards_skipped == 0 and changed.samples == 10
