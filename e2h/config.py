@@ -116,6 +116,10 @@ class PRMSection(TrainSection):
     eval_size: int = 0  # StepExamples held out (seeded) for step accuracy during training
     processbench_eval_size: int = 0  # ProcessBench items (data.processbench) for first-error F1 at eval time
     preflight_limit: int | None = 256  # examples the step-tag preflight re-checks (None = all)
+    # LoRA (lora_rank > 0): peft adapters on the backbone's linear projections, head fully trained, merged on save
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | str = "all-linear"  # peft's name for every attention + MLP projection
 
 
 class SFTSection(TrainSection):

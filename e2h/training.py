@@ -324,25 +324,41 @@ def checkpoint_root(out_dir: str | os.PathLike) -> Path:
 
 
 def save_checkpoint(engine, out_dir: str | os.PathLike, step: int, client_state: dict,
-                    save_hf: SaveHF | None = None) -> Path:
+                    save_hf: SaveHF | None = None, trainable_only: bool = False) -> Path:
     """DeepSpeed state (optimizer, scheduler, ``client_state`` + step) and HF weights under
-    ``<out>/checkpoints/step-XXXXXXXX``; 'latest' is written by DeepSpeed after the state is complete."""
+    ``<out>/checkpoints/step-XXXXXXXX``; 'latest' is written by DeepSpeed after the state is complete.
+
+    ``trainable_only`` (LoRA): the DeepSpeed module state keeps only trainable tensors (adapters + head), not
+    the frozen backbone the run rebuilds from its backbone folder anyway; resume with the same flag."""
     root = checkpoint_root(out_dir)
     tag = f"step-{step:08d}"
     state = consolidated_state_dict(engine) if save_hf else None
     if save_hf and engine.global_rank == 0:
         save_hf(state, root / tag / "hf")
     barrier()
-    engine.save_checkpoint(str(root), tag=tag, client_state={**client_state, "step": step})
+    engine.save_checkpoint(str(root), tag=tag, client_state={**client_state, "step": step},
+                           exclude_frozen_parameters=trainable_only)
     return root / tag
 
 
-def resume(engine, out_dir: str | os.PathLike) -> dict | None:
+def _load_trainable_only(src: dict, dst) -> None:
+    """Load a module state saved with ``trainable_only``: every trainable tensor must be there, nothing extra."""
+    result = dst.load_state_dict(src, strict=False)
+    trainable = {name for name, p in dst.named_parameters() if p.requires_grad}
+    missing = sorted(trainable & set(result.missing_keys))
+    if missing or result.unexpected_keys:
+        raise RuntimeError(f"--resume: checkpoint does not match the model (missing trainable {missing[:3]}, "
+                           f"unexpected {sorted(result.unexpected_keys)[:3]}); was it trained with other LoRA "
+                           f"settings?")
+
+
+def resume(engine, out_dir: str | os.PathLike, trainable_only: bool = False) -> dict | None:
     """Load the newest checkpoint under ``<out>/checkpoints``; returns its client state (with "step"), or None."""
     root = checkpoint_root(out_dir)
     if not (root / "latest").exists():
         return None
-    load_path, client_state = engine.load_checkpoint(str(root))
+    load_path, client_state = engine.load_checkpoint(
+        str(root), custom_load_fn=_load_trainable_only if trainable_only else None)
     if load_path is None:
         raise RuntimeError(f"could not load the DeepSpeed checkpoint named in {root / 'latest'}")
     return client_state

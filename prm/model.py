@@ -13,6 +13,10 @@ vocabulary. Since mean_v(W_v . h) = (mean_v W_v) . h, :func:`load_reward_model` 
 exactly (a 1-row head = the mean lm_head row), after checking the rows really repeat a 2-row pattern.
 
 ORM, PRM and OPRM are this same model trained on different data (``prm.kind`` in the config).
+
+LoRA (``prm.lora_rank > 0``, for large backbones): :meth:`RewardModel.apply_lora` injects peft adapters into the
+backbone's linear projections; the head stays fully trainable. Saving merges the adapters into the backbone
+weights (:func:`merge_lora`), so a LoRA-trained PRM folder is an ordinary PRM folder for scoring.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class RewardModel(nn.Module):
         super().__init__()
         self.net = net  # a *ForTokenClassification with num_labels == 1 and no dropout
         self.info = info or default_prm_info()
+        self.lora_scaling: dict[str, float] = {}  # adapted module name (wrapper keys) -> alpha / r; {} = no LoRA
 
     # --- construction ------------------------------------------------------------------------------------------
 
@@ -116,6 +121,32 @@ class RewardModel(nn.Module):
 
         return freeze_embeddings_and_norms(self.net)
 
+    def apply_lora(self, rank: int, alpha: float, dropout: float = 0.0,
+                   target_modules: list[str] | str = "all-linear") -> int:
+        """Inject peft LoRA adapters into the backbone (``"all-linear"``: every attention and MLP projection) and
+        freeze the rest of the backbone; the reward head stays fully trainable. Returns #trainable parameters.
+
+        >>> model.apply_lora(rank=8, alpha=16)   # q/k/v/o/gate/up/down_proj -> lora.Linear (base_layer + A, B)
+        """
+        try:
+            from peft import LoraConfig, inject_adapter_in_model
+            from peft.tuners.lora import LoraLayer
+        except ImportError as err:  # pragma: no cover - depends on the install
+            raise RuntimeError("prm.lora_rank > 0 needs peft: pip install peft") from err
+
+        config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=target_modules,
+                            bias="none")
+        inject_adapter_in_model(config, self.backbone)  # in place; peft freezes every non-adapter backbone tensor
+        prefix = f"net.{self.net.base_model_prefix}."
+        self.lora_scaling = {prefix + name: float(module.scaling["default"])
+                             for name, module in self.backbone.named_modules() if isinstance(module, LoraLayer)}
+        if not self.lora_scaling:
+            raise ValueError(f"LoRA target_modules {target_modules!r} matched no layer of the backbone")
+        for param in self.net.score.parameters():
+            param.requires_grad_(True)
+        self.info = {**self.info, "lora": {"rank": rank, "alpha": alpha, "merged_on_save": True}}
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
     # --- saving ------------------------------------------------------------------------------------------------
 
     def save_pretrained(self, directory: str | os.PathLike, tokenizer=None, state_dict: dict | None = None) -> None:
@@ -123,6 +154,8 @@ class RewardModel(nn.Module):
         e.g. gathered from a ZeRO-3 engine; default: this module's own."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        if self.lora_scaling:  # a folder anyone can load: adapters merged, no peft key left
+            state_dict = merge_lora(self.state_dict() if state_dict is None else state_dict, self.lora_scaling)
         net_state = None
         if state_dict is not None:
             net_state = {k.removeprefix("net."): v for k, v in state_dict.items()}
@@ -130,6 +163,29 @@ class RewardModel(nn.Module):
         if tokenizer is not None:
             tokenizer.save_pretrained(directory)
         (directory / PRM_CONFIG_NAME).write_text(json.dumps(self.info, indent=2) + "\n", encoding="utf-8")
+
+
+def merge_lora(state: dict, scaling: dict[str, float], adapter: str = "default") -> dict:
+    """A state dict with peft LoRA layers -> the plain model's keys with W' = W + scaling * B @ A (what peft's
+    merge_and_unload computes), one tensor at a time so a gathered 34B state is not copied whole.
+
+    >>> merge_lora({"m.q.base_layer.weight": W, "m.q.lora_A.default.weight": A, "m.q.lora_B.default.weight": B},
+    ...            {"m.q": 2.0})
+    {'m.q.weight': W + 2.0 * B @ A}
+    """
+    merged = {}
+    for key, value in state.items():
+        if f".lora_A.{adapter}." in key or f".lora_B.{adapter}." in key:
+            continue
+        module, sep, leaf = key.partition(".base_layer.")
+        if sep:
+            if leaf == "weight" and module in scaling:
+                a = state[f"{module}.lora_A.{adapter}.weight"].float()
+                b = state[f"{module}.lora_B.{adapter}.weight"].float()
+                value = (value.float() + scaling[module] * (b @ a)).to(value.dtype)
+            key = f"{module}.{leaf}"
+        merged[key] = value
+    return merged
 
 
 def _prepare_config(config) -> None:

@@ -310,8 +310,10 @@ def _score_with_ray(model_path, todo, output_dir, manifest, device, batch_tokens
     from ray.util import ActorPool
 
     started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=max(2, math.ceil(num_actors * cpus_per_actor)), include_dashboard=False,
+    if started and os.environ.get("RAY_ADDRESS"):  # a cluster of many nodes (`ray start` on each)
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
+    elif started:  # address="local": a private Ray, never one that someone else started on this machine
+        ray.init(address="local", num_cpus=max(2, math.ceil(num_actors * cpus_per_actor)), include_dashboard=False,
                  _node_ip_address="127.0.0.1", log_to_driver=False)
 
     @ray.remote(num_cpus=cpus_per_actor)

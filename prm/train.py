@@ -96,8 +96,9 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
                                       add_bos=add_bos)
     if pcfg.freeze_embeddings_and_norms:
         model.freeze_embeddings_and_norms()
-    if pcfg.lora_rank > 0:
-        raise NotImplementedError("prm.lora_rank > 0: LoRA training of the PRM is not implemented yet")
+    lora = pcfg.lora_rank > 0
+    if lora:  # adapters on the backbone + the full head; saving merges them (prm/model.py)
+        model.apply_lora(pcfg.lora_rank, pcfg.lora_alpha, pcfg.lora_dropout, pcfg.lora_target_modules)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
 
     # 2. data: tokenise with offsets, drop examples whose labelled step does not fit, preflight the step tags
@@ -115,7 +116,7 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
     engine = training.create_engine(model, pcfg, dist, sched)
     start_step = 0
     if resume:
-        state = training.resume(engine, out)
+        state = training.resume(engine, out, trainable_only=lora)
         if state is not None:
             start_step = int(state["step"])
             if state.get("num_examples") != len(encoded):
@@ -165,11 +166,11 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
             last.update(evaluate_steps(engine, eval_encoded, pad_id, dist.device))
         logger.log(done, last)
         if pcfg.checkpoint_every and done % pcfg.checkpoint_every == 0 and done < stop_step:
-            training.save_checkpoint(engine, out, done, client, save_hf)
+            training.save_checkpoint(engine, out, done, client, save_hf, trainable_only=lora)
 
     final = {"steps": stop_step, "train_examples": len(encoded), "dropped": dropped, **last}
     if stop_step > start_step or not (out / "checkpoints" / "latest").exists():
-        training.save_checkpoint(engine, out, stop_step, client, save_hf)
+        training.save_checkpoint(engine, out, stop_step, client, save_hf, trainable_only=lora)
     if stop_step == sched.total_steps:
         if eval_encoded:
             final.update(evaluate_steps(engine, eval_encoded, pad_id, dist.device))
