@@ -14,7 +14,7 @@ from e2h.text_format import format_prompt
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZES = ["world.train_per_level=8", "world.validation_per_level=4", "world.test_per_level=4",
-         "policy.hidden_size=64", "policy.intermediate_size=96", "policy.num_attention_heads=2",
+         "policy.hidden_size=64", "policy.num_hidden_layers=2", "policy.intermediate_size=96", "policy.num_attention_heads=2",
          "policy.num_key_value_heads=1", "prm_backbone.hidden_size=64", "prm_backbone.num_hidden_layers=1"]
 
 
