@@ -60,15 +60,15 @@ def _free_port() -> int:
 
 @pytest.fixture
 def world_of_one(monkeypatch):
-    """The env e2h.training.init_distributed reads, for DeepSpeed in this process; torn down afterwards."""
+    """The env e2h.training.init_distributed reads, for DeepSpeed in this process.
+
+    The process group is left up, as the other in-process DeepSpeed tests leave it: DeepSpeed keeps its own
+    handles to the group, and a group destroyed under it breaks every later in-process run in the session.
+    """
     for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
                        "MASTER_PORT": str(_free_port())}.items():
         monkeypatch.setenv(key, value)
     yield
-    import torch.distributed as tdist
-
-    if tdist.is_initialized():
-        tdist.destroy_process_group()
 
 
 def _cfg(tmp_path, data, backbone, name):
