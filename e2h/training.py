@@ -40,12 +40,12 @@ import copy
 import json
 import math
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from e2h.config import TrainSection
+from e2h.loopback import free_port
 
 
 def freeze_embeddings_and_norms(model) -> int:
@@ -75,12 +75,6 @@ class DistContext:
         return self.rank == 0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _import_deepspeed():
     try:
         import deepspeed
@@ -100,7 +94,7 @@ def init_distributed(backend: str | None = None) -> DistContext:
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        os.environ.setdefault("MASTER_PORT", str(free_port()))
     deepspeed = _import_deepspeed()
     use_cuda = torch.cuda.is_available()
     deepspeed.init_distributed(dist_backend=backend or ("nccl" if use_cuda else "gloo"))

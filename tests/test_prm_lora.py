@@ -4,11 +4,11 @@ process (a world of one on a loopback port), adapters merged into the saved fold
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
 from conftest import prm_step_examples
+from e2h.loopback import free_port
 
 PROMPT = "# Question\n\nWhat is 2 + 3?\n\n# Solution\n\n"
 COMPLETIONS = ["We add 2 and 3.\n\n2 + 3 = 5.\n\n# Answer\n\n5", "We add 2 and 3.\n\n2 + 3 = 25.\n\n# Answer\n\n25"]
@@ -52,12 +52,6 @@ def test_lora_trains_only_adapters_and_head_and_merges_exactly(tiny_prm_backbone
     assert (merged - plain(ids)[0]).abs().max() < 1e-5 and (base - adapted).abs().max() > 1e-3
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def world_of_one(monkeypatch):
     """The env e2h.training.init_distributed reads, for DeepSpeed in this process.
@@ -66,7 +60,7 @@ def world_of_one(monkeypatch):
     handles to the group, and a group destroyed under it breaks every later in-process run in the session.
     """
     for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                       "MASTER_PORT": str(_free_port())}.items():
+                       "MASTER_PORT": str(free_port())}.items():
         monkeypatch.setenv(key, value)
     yield
 

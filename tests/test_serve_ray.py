@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 
 import httpx
 import pytest
 
 from e2h.config import ServeSection
 from e2h.text_format import format_prompt
+from e2h.loopback import free_port
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]  # ~45-65 s on 2 shared cores (Ray start + 2 replicas)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_ray_serve_two_replicas_score_like_the_offline_scorer(serve_tiny_prm):
@@ -26,7 +20,7 @@ def test_ray_serve_two_replicas_score_like_the_offline_scorer(serve_tiny_prm):
     from e2h.serve import ray_serve
     from prm.score import PRMScorer
 
-    settings = ServeSection(prm_path=serve_tiny_prm, device="cpu", port=_free_port(), cpus_per_replica=0.5,
+    settings = ServeSection(prm_path=serve_tiny_prm, device="cpu", port=free_port(), cpus_per_replica=0.5,
                             max_wait_ms=5)
     url = ray_serve.start(settings, replicas=2, num_cpus=2)
     try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,20 +14,15 @@ import pytest
 import yaml
 
 from conftest import prm_step_examples
+from e2h.loopback import free_port
 
 pytestmark = pytest.mark.distributed
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _torchrun(nproc: int, config: Path, *extra: str) -> None:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr",
-           "127.0.0.1", "--master_port", str(_free_port()), "-m", "prm.train", "-c", str(config), *extra]
+           "127.0.0.1", "--master_port", str(free_port()), "-m", "prm.train", "-c", str(config), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     for path in glob.glob("/dev/shm/deepspeed_allreduce_buffer_*"):  # STACK.md §3: DeepSpeed's shm leak
