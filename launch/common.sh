@@ -180,6 +180,26 @@ e2h_parse_args() {
   fi
 }
 
+# Parse:  [options] COMMAND CONFIG [key.path=value ...] [-- extra e2h arguments]  (scripts that run any e2h
+# command). COMMAND is the first word that is not an option or an option's value; the rest is e2h_parse_args'.
+e2h_parse_command_args() {
+  local args=()
+  COMMAND=""
+  while (($#)); do
+    case $1 in
+      --nodes | --gpus-per-node | --nproc | --port | --launcher | --hostfile | --command) args+=("$1" "${2:-}"); shift ;;
+      -h | --help) e2h_usage; exit 0 ;;
+      --) args+=("$@"); break ;;
+      -*) args+=("$1") ;;
+      *) if [[ -z $COMMAND ]]; then COMMAND=$1; else args+=("$1"); fi ;;
+    esac
+    shift
+  done
+  [[ -n $COMMAND ]] || e2h_die "no e2h command given (train-prm, sft, ppo, doctor, ...)"
+  [[ $COMMAND =~ ^[a-z][a-z0-9-]*$ ]] || e2h_die "'$COMMAND' is not an e2h command name"
+  e2h_parse_args "${args[@]}"
+}
+
 # Pick the first NODES hosts of HOSTS (an array), checking there are enough; sets NODES, NNODES, MASTER_NODE.
 e2h_select_nodes() {
   local available=${#HOSTS[@]}

@@ -16,20 +16,7 @@
 e2h_usage() { sed -n '2,/^$/{/^#[^!]/s/^# \{0,1\}//p}' "$0"; }
 E2H_ROOT=${E2H_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 source "$E2H_ROOT/launch/common.sh"
-args=() COMMAND=""
-while (($#)); do
-  case $1 in
-    --nodes | --gpus-per-node | --nproc | --port | --hostfile | --launcher) args+=("$1" "${2:-}"); shift ;;
-    -h | --help) e2h_usage; exit 0 ;;
-    --) args+=("$@"); break ;;
-    -*) args+=("$1") ;;
-    *) if [[ -z $COMMAND ]]; then COMMAND=$1; else args+=("$1"); fi ;;
-  esac
-  shift
-done
-[[ -n $COMMAND ]] || e2h_die "no e2h command given (train-prm, sft, ppo, doctor, ...)"
-[[ $COMMAND =~ ^[a-z][a-z0-9-]*$ ]] || e2h_die "'$COMMAND' is not an e2h command name"
-e2h_parse_args "${args[@]}"
+e2h_parse_command_args "$@"
 [[ -n $HOSTFILE_ARG ]] || e2h_die "--hostfile is required"
 mapfile -t HOSTS < <(e2h_hostfile_hosts "$HOSTFILE_ARG")
 e2h_select_nodes

@@ -10,21 +10,7 @@
 e2h_usage() { sed -n '2,/^$/{/^#[^!]/s/^# \{0,1\}//p}' "$0"; }
 E2H_ROOT=${E2H_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 source "$E2H_ROOT/launch/common.sh"
-# COMMAND is the first word that is not an option (options may come before it).
-args=() COMMAND=""
-while (($#)); do
-  case $1 in
-    --nproc | --gpus-per-node | --port) args+=("$1" "${2:-}"); shift ;;
-    -h | --help) e2h_usage; exit 0 ;;
-    --) args+=("$@"); break ;;
-    -*) args+=("$1") ;;
-    *) if [[ -z $COMMAND ]]; then COMMAND=$1; else args+=("$1"); fi ;;
-  esac
-  shift
-done
-[[ -n $COMMAND ]] || e2h_die "no e2h command given (train-prm, sft, ppo, doctor, ...)"
-[[ $COMMAND =~ ^[a-z][a-z0-9-]*$ ]] || e2h_die "'$COMMAND' is not an e2h command name"
-e2h_parse_args "${args[@]}"
+e2h_parse_command_args "$@"
 if [[ -z $GPUS_ARG ]]; then
   GPUS_ARG=1
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then GPUS_ARG=$(nvidia-smi -L | grep -c '^GPU'); fi
