@@ -66,6 +66,10 @@ class WorldSection(Section):
     # step (a step building on a wrong value is wrong, an independent one right); "cut" = drop them (PRM800K
     # phase 2 style: the solution ends at its first error)
     after_error: Literal["label", "cut"] = "label"
+    # number sizes per level, level 1 first (Arithmetic and Modular Arithmetic); None = the
+    # generator's defaults, which grow with the level (e2h.world.generator.LEAF_MAX / VALUE_CAP)
+    leaf_max: list[int] | None = None  # largest number written in a problem
+    value_cap: list[int] | None = None  # largest intermediate value
 
 
 class TokenizerSection(Section):

@@ -115,3 +115,35 @@ def test_one_subject_world_and_too_many_problems_asked():
     with pytest.raises(ValueError, match="too few distinct level-1 Fractions"):
         generate_world(WorldSection(subjects=["Fractions"], train_per_level=5000, validation_per_level=0,
                                     test_per_level=0))
+
+
+def intermediate_values(problem) -> list[int]:
+    """The value each reasoning step writes after its '='."""
+    return [int(step.split(" = ")[1]) for step in split_solution(problem.solution)[:-1]]
+
+
+def test_small_number_scale_caps_every_level_and_keeps_levels_apart_in_steps():
+    scaled = WorldSection(seed=3, train_per_level=24, validation_per_level=0, test_per_level=0,
+                          subjects=["Arithmetic", "Modular Arithmetic"],
+                          leaf_max=[9, 9, 9, 9, 9], value_cap=[30, 30, 30, 30, 30])
+    problems = generate_world(scaled)["train"]
+    for problem in problems:
+        assert max(numbers_in(problem.problem)) <= 30, problem.problem
+        if problem.subject == "Arithmetic":  # leaves <= 9, exact divisors <= 12, every step value within the cap
+            assert max(numbers_in(problem.problem)) <= 12, problem.problem
+            assert max(abs(v) for v in intermediate_values(problem)) <= 30, problem.solution
+        assert check_steps(problem, split_solution(problem.solution)) == [True] * len(split_solution(problem.solution))
+    steps = {lv: mean(len(split_solution(p.solution)) for p in problems if p.level == lv) for lv in range(1, 6)}
+    assert [steps[lv] for lv in range(1, 6)] == sorted(steps.values()) and steps[1] + 2 < steps[5], steps
+    # the default scale is what a world without the keys gets
+    assert dumped(generate_world(SMALL.model_copy(update={"leaf_max": None}))) == dumped(generate_world(SMALL))
+
+
+@pytest.mark.parametrize("update, key", [
+    ({"leaf_max": [9, 9, 9]}, "world.leaf_max"),
+    ({"value_cap": [30, 30, 30, 30, 1]}, "world.value_cap"),
+    ({"leaf_max": [20] * 5, "value_cap": [30] * 5}, "twice its largest leaf"),
+])
+def test_bad_number_scale_is_a_config_error(update, key):
+    with pytest.raises(ConfigError, match=key):
+        generate_world(SMALL.model_copy(update=update))

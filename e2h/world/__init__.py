@@ -26,7 +26,7 @@ from e2h.records import Problem, SFTExample, StepExample
 from e2h.text_format import format_prompt, split_solution
 from e2h.world.checker import check_steps, first_error, parse_answer, parse_step
 from e2h.world.flaws import FlawedSolution, flawed_solutions
-from e2h.world.generator import LEVELS, SLUGS, SUBJECTS, make_problem, unique_problems
+from e2h.world.generator import LEVELS, SLUGS, SUBJECTS, Scale, make_problem, unique_problems
 
 __all__ = [
     "LEVELS", "SUBJECTS", "FlawedSolution", "check_steps", "first_error", "flawed_solutions", "generate_world",
@@ -44,6 +44,18 @@ def world_subjects(cfg: WorldSection) -> list[str]:
     return subjects
 
 
+def world_scale(cfg: WorldSection) -> Scale:
+    default = Scale()
+    sizes = {"leaf_max": cfg.leaf_max or default.leaf_max, "value_cap": cfg.value_cap or default.value_cap}
+    for key, values in sizes.items():
+        if len(values) != len(LEVELS) or min(values) < 2:
+            raise ConfigError(f"config key 'world.{key}': one number >= 2 per level ({len(LEVELS)}), got {values}")
+    if any(cap < 2 * leaf for cap, leaf in zip(sizes["value_cap"], sizes["leaf_max"])):
+        raise ConfigError("config keys 'world.value_cap' / 'world.leaf_max': a level's value cap must be at least "
+                          "twice its largest leaf, or most draws are rejected")
+    return Scale(leaf_max=tuple(sizes["leaf_max"]), value_cap=tuple(sizes["value_cap"]))
+
+
 def generate_world(cfg: WorldSection) -> dict[str, list[Problem]]:
     """All five levels in every split, ``cfg.<split>_per_level`` problems per level, subjects round-robin.
 
@@ -53,9 +65,10 @@ def generate_world(cfg: WorldSection) -> dict[str, list[Problem]]:
     subjects = world_subjects(cfg)
     sizes = {"test": cfg.test_per_level, "validation": cfg.validation_per_level, "train": cfg.train_per_level}
     splits: dict[str, list[Problem]] = {name: [] for name in ("train", "validation", "test")}
+    scale = world_scale(cfg)
     for level in LEVELS:
         seen: set[str] = set()
-        drawn = unique_problems(cfg.seed, level, subjects, sum(sizes.values()), seen)
+        drawn = unique_problems(cfg.seed, level, subjects, sum(sizes.values()), seen, scale=scale)
         for split in SPLIT_ORDER:
             counters = {s: 0 for s in subjects}
             for _ in range(sizes[split]):

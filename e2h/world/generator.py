@@ -52,6 +52,16 @@ FRACTION_NUM_CAP = (30, 40, 50, 60, 80)
 PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "mod": 2}
 
 
+@dataclass(frozen=True)
+class Scale:
+    """How large the numbers of Arithmetic and Modular Arithmetic get, per level (index 0 =
+    level 1). Small numbers make every step one of a few hundred arithmetic facts a tiny model can learn from a
+    few thousand examples, so the levels differ in their number of steps alone (world.leaf_max / value_cap)."""
+
+    leaf_max: tuple[int, ...] = LEAF_MAX
+    value_cap: tuple[int, ...] = VALUE_CAP
+
+
 # ----------------------------------------------------------------------------------------------- number text
 def format_number(value: Fraction) -> str:
     """A number as a step writes it: ``21``, ``-7``, ``11/12``, ``-3/4``."""
@@ -181,13 +191,14 @@ class Drawn:
     answer: Fraction
 
 
-def _integer_leaf(level: int) -> Callable[[random.Random], Fraction]:
-    return lambda rng: Fraction(rng.randint(2, LEAF_MAX[level - 1]))
+def _integer_leaf(level: int, scale: Scale) -> Callable[[random.Random], Fraction]:
+    return lambda rng: Fraction(rng.randint(2, scale.leaf_max[level - 1]))
 
 
-def draw_arithmetic(rng: random.Random, level: int) -> Drawn:
-    cap = VALUE_CAP[level - 1]
-    spec = TreeSpec(ops=("+", "-", "*", "+", "-", "*", "/"), n_ops=ARITH_OPS[level - 1], leaf=_integer_leaf(level),
+def draw_arithmetic(rng: random.Random, level: int, scale: Scale = Scale()) -> Drawn:
+    cap = scale.value_cap[level - 1]
+    spec = TreeSpec(ops=("+", "-", "*", "+", "-", "*", "/"), n_ops=ARITH_OPS[level - 1],
+                    leaf=_integer_leaf(level, scale),
                     nest_p=NEST_P[level - 1], mul_small=MUL_SMALL[level - 1],
                     # only the final result may be negative: a negative operand mid-chain reads badly
                     ok=lambda v, root: v.denominator == 1 and abs(v) <= cap and (root and v != 0 or v >= 1))
@@ -195,9 +206,9 @@ def draw_arithmetic(rng: random.Random, level: int) -> Drawn:
     return Drawn(f"Compute {tree.render()}.", tree.steps(), tree.value)
 
 
-def draw_modular(rng: random.Random, level: int) -> Drawn:
-    cap = VALUE_CAP[level - 1]
-    spec = TreeSpec(ops=("+", "-", "*"), n_ops=MOD_OPS[level - 1], leaf=_integer_leaf(level),
+def draw_modular(rng: random.Random, level: int, scale: Scale = Scale()) -> Drawn:
+    cap = scale.value_cap[level - 1]
+    spec = TreeSpec(ops=("+", "-", "*"), n_ops=MOD_OPS[level - 1], leaf=_integer_leaf(level, scale),
                     nest_p=NEST_P[level - 1], mul_small=MUL_SMALL[level - 1],
                     ok=lambda v, root: v.denominator == 1 and 1 <= v <= cap)
     tree = random_tree(rng, spec)
@@ -209,7 +220,7 @@ def draw_modular(rng: random.Random, level: int) -> Drawn:
     return Drawn(f"Find the remainder when {tree.render()} is divided by {m}.", steps, rest)
 
 
-def draw_fractions(rng: random.Random, level: int) -> Drawn:
+def draw_fractions(rng: random.Random, level: int, scale: Scale = Scale()) -> Drawn:  # noqa: ARG001 own sizes
     den_max, den_cap, num_cap = DEN_MAX[level - 1], FRACTION_DEN_CAP[level - 1], FRACTION_NUM_CAP[level - 1]
 
     def leaf(r: random.Random) -> Fraction:
@@ -222,9 +233,9 @@ def draw_fractions(rng: random.Random, level: int) -> Drawn:
     return Drawn(f"Compute {tree.render()}.", tree.steps(), tree.value)
 
 
-def draw_linear(rng: random.Random, level: int) -> Drawn:
+def draw_linear(rng: random.Random, level: int, scale: Scale = Scale()) -> Drawn:  # noqa: ARG001 own sizes
     """``a(x + b) - c = d`` style: layers alternate multiply / add-or-subtract around x; steps peel them off."""
-    cap = VALUE_CAP[level - 1]
+    cap = VALUE_CAP[level - 1]  # six layers at level 5 need room: a small cap would reject every draw
     for _ in range(200):
         x = rng.randint(1, X_MAX[level - 1])
         value, text, layers = x, "x", []
@@ -258,7 +269,7 @@ def draw_linear(rng: random.Random, level: int) -> Drawn:
     raise RuntimeError(f"no linear equation satisfied the constraints at level {level}")
 
 
-DRAWERS: dict[str, Callable[[random.Random, int], Drawn]] = {
+DRAWERS: dict[str, Callable[[random.Random, int, Scale], Drawn]] = {
     "Arithmetic": draw_arithmetic,
     "Linear Equations": draw_linear,
     "Modular Arithmetic": draw_modular,
@@ -273,18 +284,18 @@ def make_problem(drawn: Drawn, problem_id: str, level: int, subject: str) -> Pro
                    solution=format_solution(drawn.steps, answer), source="world")
 
 
-def draw_stream(seed: int, level: int, subject: str) -> Iterator[Drawn]:
+def draw_stream(seed: int, level: int, subject: str, scale: Scale = Scale()) -> Iterator[Drawn]:
     """An endless seeded stream of one subject's problems at one level (duplicates included)."""
     rng = random.Random(f"e2h-world/{seed}/{level}/{subject}")  # str seeds hash the same in every process
     draw = DRAWERS[subject]
     while True:
-        yield draw(rng, level)
+        yield draw(rng, level, scale)
 
 
 def unique_problems(seed: int, level: int, subjects: list[str], count: int, seen: set[str],
-                    max_misses: int = 20000) -> Iterator[tuple[str, Drawn]]:
+                    max_misses: int = 20000, scale: Scale = Scale()) -> Iterator[tuple[str, Drawn]]:
     """``count`` (subject, problem) pairs, subjects round-robin, none whose text is already in ``seen``."""
-    streams = {subject: draw_stream(seed, level, subject) for subject in subjects}
+    streams = {subject: draw_stream(seed, level, subject, scale) for subject in subjects}
     misses = 0
     for index in range(count):
         subject = subjects[index % len(subjects)]
