@@ -1,11 +1,19 @@
 """PPO end to end on the leveled world with tiny models on the CPU: vLLM rollouts, two DeepSpeed engines (ZeRO-2),
-the real grader and a PRM. The run must raise the mean training reward (and the best greedy validation accuracy) over the SFT start (measured in the same
-run); a resumed run continues the step count from its newest checkpoint.
+the real grader and a PRM. The run must raise the mean training reward and the sampled accuracy over the SFT start
+(measured in the same run); a resumed run continues the step count from its newest checkpoint.
 
-Set-up (module fixture): a one-subject world (Modular Arithmetic, level 1 only: the SFT policy gets about a third of
-the answers right, so the answer reward has something to work with), its digit-level tokenizer and tiny Llamas
+Set-up (module fixture): a one-subject world (Modular Arithmetic, level 1 only), its tokenizer and tiny Llamas
 (e2h.world.commands.build), a short SFT (policy/sft.py), and a PRM on the world's PRM backbone (untrained: its
 step scores are near-constant, so the answer reward drives learning; the process-reward path still runs).
+
+What the rise is made of (measured, 2026-11-27): this 128-wide SFT policy cannot yet do the arithmetic (greedy
+"9 + 9 = 14" on unrelated problems), and the reference's format-penalty table (0.75 when the answer string
+appears in the last step, 1.0 otherwise; a substring test) pays for writing e.g. "10 mod 3 = 0" then answering
+"0". PPO finds that: the policy drifts toward answering the most common remainder, which raises the reward and
+the sampled accuracy (about a quarter of the answers are 0) while greedy validation accuracy falls. So this test
+shows the optimiser does what the reward asks; it does not show better reasoning. With the format penalty off
+(ppo.format_penalty_value=0) the same run's reward stays flat. Greedy validation is logged and the best
+checkpoint kept (reference section 4), but not asserted: issue #8 stays open on it.
 """
 
 from __future__ import annotations
@@ -121,8 +129,8 @@ def test_ppo_raises_training_reward(ppo_run, world):
     validation = {row["step"]: row["accuracy"] for row in summary["validation"]}
     assert set(validation) == {0, 8, 16, 24}
     assert summary["best"]["accuracy"] == max(validation.values())
-    # Greedy validation accuracy is logged at every check and the best checkpoint is kept (reference §4), but
-    # its rise over the SFT start is only 2 of 64 problems in this short run: not asserted (issue #8 stays open).
+    # Greedy validation accuracy is logged at every check and the best checkpoint is kept (reference §4); it does
+    # not rise here (see the module docstring), so it is not asserted.
     out = world["tmp"] / "ppo"
     assert (out / "best" / "config.json").is_file() and (out / "config.json").is_file()
     assert list((out / "tensorboard").glob("events.*"))
