@@ -70,6 +70,7 @@ class WorldSection(Section):
     # generator's defaults, which grow with the level (e2h.world.generator.LEAF_MAX / VALUE_CAP)
     leaf_max: list[int] | None = None  # largest number written in a problem
     value_cap: list[int] | None = None  # largest intermediate value
+    nest_p: list[float] | None = None  # chance an operand is itself a bracketed operation (0 = none)
 
 
 class TokenizerSection(Section):

@@ -37,6 +37,7 @@ from e2h.config import RunConfig, load_config, save_config
 from e2h.evaluate import ORACLE
 from e2h.manifest import Manifest
 from e2h.records import Problem, Sample, StepExample, iter_records, load_records, save_records
+from e2h.text_format import is_answer_step, split_solution
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 HEADLINE = {"pass@1": ("majority", 0), "majority@N": ("majority", -1), "best_of_n@N": ("best_of_n/min", -1),
@@ -221,6 +222,25 @@ def effect(metrics: dict, split: str = "hard") -> dict[str, float]:
     return {label: 100 * group["curves"][method]["mean"][index] for label, (method, index) in HEADLINE.items()}
 
 
+CHECKED = "checked@1"
+
+
+def checked_chain_rate(cfg: RunConfig, levels: tuple[int, ...] = (4, 5)) -> float:
+    """Accuracy (%) of single samples counted only when EVERY step passes the world's checker and the answer is
+    right. Small answers (a remainder mod 7) are often hit by a wrong chain; pass@1 and the oracle count those
+    lucky hits, this does not, so it says how much real skill there is for a PRM to find."""
+    from e2h.world import check_steps
+
+    problems = {p.id: p for p in load_records(cfg.out_path("world", "test.jsonl"), Problem)}
+    def checked(sample: Sample) -> bool:
+        steps = split_solution(sample.completion)
+        return bool(steps) and is_answer_step(steps[-1]) and all(check_steps(problems[sample.problem_id], steps))
+
+    verdicts = [checked(s) for shard in sorted(cfg.out_path("scored").glob("shard-*.jsonl"))
+                for s in iter_records(shard, Sample) if s.level in levels]
+    return 100 * sum(verdicts) / max(len(verdicts), 1)
+
+
 def timing_table(timings: dict[str, float]) -> str:
     lines = ["stage       seconds", "----------  -------"]
     lines += [f"{name:10s}  {seconds:7.1f}" for name, seconds in timings.items()]
@@ -229,7 +249,7 @@ def timing_table(timings: dict[str, float]) -> str:
 
 
 def effect_table(per_seed: dict[int, dict[str, float]], n: int) -> str:
-    labels = list(HEADLINE)
+    labels = list(next(iter(per_seed.values())))
     head = "seed  " + "  ".join(f"{label.replace('@N', f'@{n}'):>16s}" for label in labels)
     lines = [head]
     for seed, row in per_seed.items():
@@ -266,7 +286,10 @@ def run(args: argparse.Namespace) -> int:
         metrics = json.loads(Path(result["metrics"]).read_text())
         n = metrics["n_values"][-1]
         per_seed[cfg.run.seed] = effect(metrics)
+        if cfg.data.source == "world":
+            per_seed[cfg.run.seed][CHECKED] = checked_chain_rate(cfg)
         print(f"report: {cfg.out_path('eval', 'report.html')}")
-    print(f"\neasy-to-hard effect on levels 4-5 (accuracy %, PRM trained on levels 1-3 only):")
+    print(f"\neasy-to-hard effect on levels 4-5 (accuracy %, PRM trained on levels 1-3 only; {CHECKED}: a sample "
+          f"counts only if the checker passes every step):")
     print(effect_table(per_seed, n))
     return 0

@@ -50,10 +50,13 @@ def world_scale(cfg: WorldSection) -> Scale:
     for key, values in sizes.items():
         if len(values) != len(LEVELS) or min(values) < 2:
             raise ConfigError(f"config key 'world.{key}': one number >= 2 per level ({len(LEVELS)}), got {values}")
+    nest_p = default.nest_p if cfg.nest_p is None else cfg.nest_p
+    if len(nest_p) != len(LEVELS) or not all(0 <= p <= 1 for p in nest_p):
+        raise ConfigError(f"config key 'world.nest_p': one probability per level ({len(LEVELS)}), got {nest_p}")
     if any(cap < 2 * leaf for cap, leaf in zip(sizes["value_cap"], sizes["leaf_max"])):
         raise ConfigError("config keys 'world.value_cap' / 'world.leaf_max': a level's value cap must be at least "
                           "twice its largest leaf, or most draws are rejected")
-    return Scale(leaf_max=tuple(sizes["leaf_max"]), value_cap=tuple(sizes["value_cap"]))
+    return Scale(leaf_max=tuple(sizes["leaf_max"]), value_cap=tuple(sizes["value_cap"]), nest_p=tuple(nest_p))
 
 
 def generate_world(cfg: WorldSection) -> dict[str, list[Problem]]:

@@ -60,6 +60,7 @@ class Scale:
 
     leaf_max: tuple[int, ...] = LEAF_MAX
     value_cap: tuple[int, ...] = VALUE_CAP
+    nest_p: tuple[float, ...] = NEST_P
 
 
 # ----------------------------------------------------------------------------------------------- number text
@@ -199,7 +200,7 @@ def draw_arithmetic(rng: random.Random, level: int, scale: Scale = Scale()) -> D
     cap = scale.value_cap[level - 1]
     spec = TreeSpec(ops=("+", "-", "*", "+", "-", "*", "/"), n_ops=ARITH_OPS[level - 1],
                     leaf=_integer_leaf(level, scale),
-                    nest_p=NEST_P[level - 1], mul_small=MUL_SMALL[level - 1],
+                    nest_p=scale.nest_p[level - 1], mul_small=MUL_SMALL[level - 1],
                     # only the final result may be negative: a negative operand mid-chain reads badly
                     ok=lambda v, root: v.denominator == 1 and abs(v) <= cap and (root and v != 0 or v >= 1))
     tree = random_tree(rng, spec)
@@ -209,7 +210,7 @@ def draw_arithmetic(rng: random.Random, level: int, scale: Scale = Scale()) -> D
 def draw_modular(rng: random.Random, level: int, scale: Scale = Scale()) -> Drawn:
     cap = scale.value_cap[level - 1]
     spec = TreeSpec(ops=("+", "-", "*"), n_ops=MOD_OPS[level - 1], leaf=_integer_leaf(level, scale),
-                    nest_p=NEST_P[level - 1], mul_small=MUL_SMALL[level - 1],
+                    nest_p=scale.nest_p[level - 1], mul_small=MUL_SMALL[level - 1],
                     ok=lambda v, root: v.denominator == 1 and 1 <= v <= cap)
     tree = random_tree(rng, spec)
     while tree.value < 4:  # a remainder of a number below the modulus is no computation
