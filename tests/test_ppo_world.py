@@ -2,18 +2,20 @@
 the real grader and a PRM. The run must raise the mean training reward and the sampled accuracy over the SFT start
 (measured in the same run); a resumed run continues the step count from its newest checkpoint.
 
-Set-up (module fixture): a one-subject world (Modular Arithmetic, level 1 only), its tokenizer and tiny Llamas
-(e2h.world.commands.build), a short SFT (policy/sft.py), and a PRM on the world's PRM backbone (untrained: its
-step scores are near-constant, so the answer reward drives learning; the process-reward path still runs).
+Set-up (module fixture): a one-subject world (Arithmetic, level 1 only, small numbers: answers spread over about
+sixty values, so guessing a frequent answer does not pay), its tokenizer and tiny Llamas
+(e2h.world.commands.build), a short SFT (policy/sft.py; greedy accuracy about 0.23), and a PRM on the world's PRM
+backbone (untrained: its step scores are near-constant, so the answer reward drives learning; the process-reward
+path still runs).
 
-What the rise is made of (measured, 2026-11-27): this 128-wide SFT policy cannot yet do the arithmetic (greedy
-"9 + 9 = 14" on unrelated problems), and the reference's format-penalty table (0.75 when the answer string
-appears in the last step, 1.0 otherwise; a substring test) pays for writing e.g. "10 mod 3 = 0" then answering
-"0". PPO finds that: the policy drifts toward answering the most common remainder, which raises the reward and
-the sampled accuracy (about a quarter of the answers are 0) while greedy validation accuracy falls. So this test
-shows the optimiser does what the reward asks; it does not show better reasoning. With the format penalty off
-(ppo.format_penalty_value=0) the same run's reward stays flat. Greedy validation is logged and the best
-checkpoint kept (reference section 4), but not asserted: issue #8 stays open on it.
+Two things measured on 2026-11-27 shape it. (1) The reference's format-penalty table (0.75 when the answer string
+appears in the last step, 1.0 otherwise) is a substring test: on a modular-arithmetic world "10 mod 3 = 0 ...
+# Answer 0" always earns 0.75 and PPO drifted to answering 0, raising reward and sampled accuracy while greedy
+accuracy fell 0.34 -> 0.27. The world's format is fixed by SFT, so the penalty is off here
+(ppo.format_penalty_value=0), as in configs/demo.yaml. (2) 64 rollouts a step at lr 1e-4 random-walk (greedy
+0.23 -> 0.15); 256 at lr 5e-5 raise the reward 0.50 -> 0.58 and sampled accuracy 0.26 -> 0.36 over 48 steps.
+Greedy validation accuracy is logged and the best checkpoint kept (reference section 4), but it moved only
+0.234 -> 0.258 (3 of 128 problems): not asserted, issue #8 stays open on it.
 """
 
 from __future__ import annotations
@@ -32,22 +34,24 @@ pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
 DEEPSPEED = str(ROOT / "configs/deepspeed/zero2.json")
 DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_PORT")
-SIZES = {"policy.hidden_size": 128, "policy.intermediate_size": 256, "policy.num_attention_heads": 4,
-         "policy.num_key_value_heads": 2, "policy.max_position_embeddings": 128,
+SIZES = {"policy.hidden_size": 256, "policy.intermediate_size": 512, "policy.num_hidden_layers": 4,
+         "policy.num_attention_heads": 8, "policy.num_key_value_heads": 4, "policy.max_position_embeddings": 128,
          "prm_backbone.hidden_size": 64, "prm_backbone.intermediate_size": 128,
          "prm_backbone.num_attention_heads": 2, "prm_backbone.num_key_value_heads": 1,
          "prm_backbone.max_position_embeddings": 128}
-WORLD = {"world.train_per_level": 400, "world.validation_per_level": 64, "world.test_per_level": 1,
-         "world.subjects": "[Modular Arithmetic]", "data.train_levels": "[1]", "data.prompt_levels": "[1]", **SIZES}
-SFT = {"sft.lr": 3e-3, "sft.warmup_ratio": 0.1, "sft.epochs": 12, "sft.micro_batch_size": 16,
+WORLD = {"world.train_per_level": 800, "world.validation_per_level": 128, "world.test_per_level": 1,
+         "world.subjects": "[Arithmetic]", "world.leaf_max": "[9,9,9,9,9]", "world.value_cap": "[30,30,30,30,30]",
+         "data.train_levels": "[1]", "data.prompt_levels": "[1]", **SIZES}
+SFT = {"sft.lr": 1e-3, "sft.warmup_ratio": 0.1, "sft.epochs": 10, "sft.micro_batch_size": 16,
        "sft.global_batch_size": 32, "sft.max_length": 128, "sft.freeze_embeddings_and_norms": False,
        "sft.deepspeed_config": DEEPSPEED}
-STEPS = 24
-PPO = {"ppo.rollout_batch_size": 64, "ppo.step_batch_size": 32, "ppo.micro_batch_size": 16,
-       "ppo.total_steps": STEPS, "ppo.ppo_epochs": 2, "ppo.lr": 4e-4, "ppo.warmup_steps": 0,
+STEPS = 48
+EVERY = 16
+PPO = {"ppo.rollout_batch_size": 256, "ppo.step_batch_size": 64, "ppo.micro_batch_size": 16,
+       "ppo.total_steps": STEPS, "ppo.ppo_epochs": 1, "ppo.lr": 5e-5, "ppo.warmup_steps": 0,
        "ppo.temperature": 1.0, "ppo.max_new_tokens": 48, "ppo.max_prompt_tokens": 32, "ppo.max_model_len": 128,
-       "ppo.kv_cache_gib": 0.0625, "ppo.validate_every": 8, "ppo.checkpoint_every": 8,
-       "ppo.freeze_embeddings_and_norms": False, "ppo.deepspeed_config": DEEPSPEED}
+       "ppo.kv_cache_gib": 0.0625, "ppo.validate_every": EVERY, "ppo.checkpoint_every": EVERY,
+       "ppo.format_penalty_value": 0.0, "ppo.freeze_embeddings_and_norms": False, "ppo.deepspeed_config": DEEPSPEED}
 
 
 def overrides(settings: dict) -> list[str]:
@@ -125,12 +129,12 @@ def test_ppo_raises_training_reward(ppo_run, world):
     rewards = [row["reward/total"] for row in train]
     accuracy = [row["accuracy/train"] for row in train]
     assert mean(rewards[-8:]) > mean(rewards[:4]) + 0.03, rewards
-    assert mean(accuracy[-8:]) > mean(accuracy[:4]), accuracy
+    assert mean(accuracy[-8:]) > mean(accuracy[:4]) + 0.03, accuracy
     validation = {row["step"]: row["accuracy"] for row in summary["validation"]}
-    assert set(validation) == {0, 8, 16, 24}
+    assert set(validation) == set(range(0, STEPS + 1, EVERY))
     assert summary["best"]["accuracy"] == max(validation.values())
-    # Greedy validation accuracy is logged at every check and the best checkpoint is kept (reference §4); it does
-    # not rise here (see the module docstring), so it is not asserted.
+    # Greedy validation accuracy is logged at every check and the best checkpoint is kept (reference §4); its rise
+    # is within noise here (see the module docstring), so it is not asserted.
     out = world["tmp"] / "ppo"
     assert (out / "best" / "config.json").is_file() and (out / "config.json").is_file()
     assert list((out / "tensorboard").glob("events.*"))
@@ -144,13 +148,14 @@ def test_ppo_resume_continues_the_step_count(ppo_run, world):
     from policy.ppo import run_ppo
 
     tmp = world["tmp"]
-    shutil.copytree(tmp / "ppo", tmp / "ppo_resumed")  # checkpoints at steps 8 and 16 (latest = 16)
+    shutil.copytree(tmp / "ppo", tmp / "ppo_resumed")  # checkpoints every EVERY steps; the newest before the end
+    latest = STEPS - EVERY
     log_before = (tmp / "ppo_resumed/train_log.jsonl").read_text().splitlines()
-    summary = run_ppo(ppo_config(world, "ppo_resumed", **{"ppo.total_steps": 17}), resume=True,
+    summary = run_ppo(ppo_config(world, "ppo_resumed", **{"ppo.total_steps": latest + 1}), resume=True,
                       generator=world["generator"])
-    assert summary["resumed_from_step"] == 16
+    assert summary["resumed_from_step"] == latest
     new = [json.loads(line) for line in (tmp / "ppo_resumed/train_log.jsonl").read_text().splitlines()]
     assert new[:len(log_before)] == [json.loads(line) for line in log_before]
-    assert [row["step"] for row in new[len(log_before):] if "reward/total" in row] == [17]
-    # the validation history and best-so-far came back with the checkpoint (steps 0, 8, 16), then step 17
-    assert [row["step"] for row in summary["validation"]] == [0, 8, 16, 17]
+    assert [row["step"] for row in new[len(log_before):] if "reward/total" in row] == [latest + 1]
+    # the validation history and best-so-far came back with the checkpoint, then the one new step's check
+    assert [row["step"] for row in summary["validation"]] == [*range(0, latest + 1, EVERY), latest + 1]
