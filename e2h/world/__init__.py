@@ -45,6 +45,7 @@ def world_subjects(cfg: WorldSection) -> list[str]:
 
 
 def world_scale(cfg: WorldSection) -> Scale:
+    """The per-level number sizes and nesting of ``cfg`` (the generator's defaults where unset), checked."""
     default = Scale()
     sizes = {"leaf_max": cfg.leaf_max or default.leaf_max, "value_cap": cfg.value_cap or default.value_cap}
     for key, values in sizes.items():
