@@ -13,3 +13,7 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
         return sock.getsockname()[1]
+
+
+if __name__ == "__main__":  # `python -m e2h.loopback`: a free port for shell launchers (launch/run_local.sh)
+    print(free_port())

@@ -232,6 +232,7 @@ def checked_chain_rate(cfg: RunConfig, levels: tuple[int, ...] = (4, 5)) -> floa
     from e2h.world import check_steps
 
     problems = {p.id: p for p in load_records(cfg.out_path("world", "test.jsonl"), Problem)}
+
     def checked(sample: Sample) -> bool:
         steps = split_solution(sample.completion)
         return bool(steps) and is_answer_step(steps[-1]) and all(check_steps(problems[sample.problem_id], steps))

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from e2h.config import TrainSection
-from e2h.loopback import free_port
+from e2h.loopback import LOOPBACK, free_port
 
 
 def freeze_embeddings_and_norms(model) -> int:
@@ -93,7 +93,7 @@ def init_distributed(backend: str | None = None) -> DistContext:
 
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_ADDR", LOOPBACK)
         os.environ.setdefault("MASTER_PORT", str(free_port()))
     deepspeed = _import_deepspeed()
     use_cuda = torch.cuda.is_available()

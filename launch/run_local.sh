@@ -15,7 +15,7 @@ if [[ -z $GPUS_ARG ]]; then
   GPUS_ARG=1
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then GPUS_ARG=$(nvidia-smi -L | grep -c '^GPU'); fi
 fi
-PORT=${PORT_ARG:-$("$E2H_PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
+PORT=${PORT_ARG:-$("$E2H_PYTHON" -m e2h.loopback)}
 export MASTER_ADDR=127.0.0.1 MASTER_PORT=$PORT
 e2h_cli_args "$COMMAND"
 e2h_log "e2h $COMMAND: $GPUS_ARG process(es) on 127.0.0.1:$PORT"

@@ -141,6 +141,7 @@ def test_small_number_scale_caps_every_level_and_keeps_levels_apart_in_steps():
 
 @pytest.mark.parametrize("update, key", [
     ({"leaf_max": [9, 9, 9]}, "world.leaf_max"),
+    ({"leaf_max": []}, "world.leaf_max"),
     ({"value_cap": [30, 30, 30, 30, 1]}, "world.value_cap"),
     ({"leaf_max": [20] * 5, "value_cap": [30] * 5}, "twice its largest leaf"),
     ({"nest_p": [0, 0, 0, 0, 1.5]}, "world.nest_p"),

@@ -47,9 +47,10 @@ def world_subjects(cfg: WorldSection) -> list[str]:
 def world_scale(cfg: WorldSection) -> Scale:
     """The per-level number sizes and nesting of ``cfg`` (the generator's defaults where unset), checked."""
     default = Scale()
-    sizes = {"leaf_max": cfg.leaf_max or default.leaf_max, "value_cap": cfg.value_cap or default.value_cap}
+    sizes = {"leaf_max": default.leaf_max if cfg.leaf_max is None else cfg.leaf_max,
+             "value_cap": default.value_cap if cfg.value_cap is None else cfg.value_cap}
     for key, values in sizes.items():
-        if len(values) != len(LEVELS) or min(values) < 2:
+        if len(values) != len(LEVELS) or min(values, default=0) < 2:
             raise ConfigError(f"config key 'world.{key}': one number >= 2 per level ({len(LEVELS)}), got {values}")
     nest_p = default.nest_p if cfg.nest_p is None else cfg.nest_p
     if len(nest_p) != len(LEVELS) or not all(0 <= p <= 1 for p in nest_p):

@@ -54,9 +54,10 @@ PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "mod": 2}
 
 @dataclass(frozen=True)
 class Scale:
-    """How large the numbers of Arithmetic and Modular Arithmetic get, per level (index 0 =
-    level 1). Small numbers make every step one of a few hundred arithmetic facts a tiny model can learn from a
-    few thousand examples, so the levels differ in their number of steps alone (world.leaf_max / value_cap)."""
+    """How large the numbers of Arithmetic and Modular Arithmetic get, and how often an operand is a bracketed
+    operation, per level (index 0 = level 1; world.leaf_max / value_cap / nest_p). Small numbers make every step
+    one of a few hundred arithmetic facts a tiny model can learn from a few thousand examples, so the levels
+    differ in their number of steps."""
 
     leaf_max: tuple[int, ...] = LEAF_MAX
     value_cap: tuple[int, ...] = VALUE_CAP
