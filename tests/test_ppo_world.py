@@ -1,30 +1,33 @@
 """PPO end to end on the leveled world with tiny models on the CPU: vLLM rollouts, two DeepSpeed engines (ZeRO-2),
-the real grader and a PRM. The run must raise the mean training reward and the sampled accuracy over the SFT start
-(measured in the same run); a resumed run continues the step count from its newest checkpoint.
+the real grader and a PRM. The run must raise the mean training reward, the sampled accuracy and the greedy
+validation accuracy over the SFT start (measured in the same run); a resumed run continues the step count from
+its newest checkpoint.
 
-Set-up (module fixture): a one-subject world (Arithmetic, level 1 only, small numbers: answers spread over about
-sixty values, so guessing a frequent answer does not pay), its tokenizer and tiny Llamas
-(e2h.world.commands.build), a short SFT (policy/sft.py) on 800 problems, PPO prompts from 1600 others (so a rise
-is learning that carries to unseen problems, not recall of SFT data), and a PRM on the world's PRM backbone
-(untrained: its step scores are near-constant, so the answer reward drives learning; the process-reward path
-still runs). Rollouts at the reference's temperature 0.7.
+Set-up (module fixture): a one-subject world (Arithmetic, level 1 only, small numbers), its tokenizer and tiny
+Llamas (e2h.world.commands.build), SFT (policy/sft.py) on 3000 problems whose demonstrations are noisy: 60% end in
+an off-by-one answer line (steps right, "# Answer" one more than the last result), the classic case where a
+correctness reward knows what the demonstrations did not. PPO prompts are 1600 other problems (so the rise is
+learning that carries to unseen problems, not recall of SFT data); the PRM is the world's PRM backbone, untrained
+(its step scores are near-constant, so the answer reward drives learning; the process-reward path still runs).
+Rollouts at the reference's temperature 0.7.
 
-Two things measured on 2026-11-27 shape it. (1) The reference's format-penalty table (0.75 when the answer string
-appears in the last step, 1.0 otherwise) is a substring test: on a modular-arithmetic world "10 mod 3 = 0 ...
-# Answer 0" always earns 0.75 and PPO drifted to answering 0, raising reward and sampled accuracy while greedy
-accuracy fell 0.34 -> 0.27. The world's format is fixed by SFT, so the penalty is off here
-(ppo.format_penalty_value=0), as in configs/demo.yaml. (2) 64 rollouts a step at lr 1e-4 random-walk (greedy
-0.23 -> 0.15); 256 at lr 5e-5 raise the reward and the sampled accuracy steadily. PPO on the SFT problems
-themselves lifted sampled accuracy 0.30 -> 0.50 in 96 steps while greedy validation moved 0.234 -> 0.266: recall,
-not skill. On unseen prompts (this set-up, 64 steps) sampled accuracy went 0.15 -> 0.24 and greedy validation
-0.195 -> 0.227 (4 of 128 problems). Greedy validation is logged and the best checkpoint kept (reference
-section 4), but its rise is too small to assert: issue #8 stays open on it.
+Measured on 2026-11-27 (this set-up, 48 steps): greedy validation 0.27 -> 0.72 (step 16) -> 0.80, sampled
+accuracy 0.41 -> 0.78, reward 0.66 -> 1.0. What shaped it: (1) the reference's format-penalty table (0.75 when the
+answer string appears in the last step) is a substring test: on a modular world "10 mod 3 = 0 ... # Answer 0"
+always earns 0.75 and PPO drifted to answering 0 while greedy accuracy fell 0.34 -> 0.27; the world's format is
+fixed by SFT, so the penalty is off (ppo.format_penalty_value=0), as in configs/demo.yaml. (2) The SFT start
+decides what 48 steps can show: from an 800-problem start (greedy 0.14 with noisy demonstrations, 0.23 without)
+greedy accuracy moved by a few problems at most (lr 5e-5: 0.14 -> 0.15; lr 1e-4 with a critic lr of 1e-3:
+0.14 -> 0.18; lr 2e-4: down to 0.09 first). From this 3000-problem start a critic lr of 1e-4 or 1e-3 gives the
+same curve; with clean demonstrations the start is already 0.87 greedy and PPO reached 0.89 (sampled accuracy
+0.83 -> 0.92).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 from pathlib import Path
 
@@ -32,6 +35,7 @@ import pytest
 
 from e2h.config import load_config
 from e2h.records import Problem, load_records, save_records
+from e2h.text_format import ANSWER_MARKER
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,17 +46,18 @@ SIZES = {"policy.hidden_size": 256, "policy.intermediate_size": 512, "policy.num
          "prm_backbone.hidden_size": 64, "prm_backbone.intermediate_size": 128,
          "prm_backbone.num_attention_heads": 2, "prm_backbone.num_key_value_heads": 1,
          "prm_backbone.max_position_embeddings": 128}
-SFT_PROBLEMS = 800  # the first level-1 training problems go to SFT; PPO samples on the rest, never seen in SFT
-WORLD = {"world.train_per_level": 2400, "world.validation_per_level": 128, "world.test_per_level": 1,
+SFT_PROBLEMS = 3000  # the first level-1 training problems go to SFT; PPO samples on the rest, never seen in SFT
+NOISY_FRACTION = 0.6  # SFT demonstrations ending in an off-by-one answer
+WORLD = {"world.train_per_level": 4600, "world.validation_per_level": 256, "world.test_per_level": 1,
          "world.subjects": "[Arithmetic]", "world.leaf_max": "[9,9,9,9,9]", "world.value_cap": "[30,30,30,30,30]",
          "data.train_levels": "[1]", "data.prompt_levels": "[1]", **SIZES}
-SFT = {"sft.lr": 1e-3, "sft.warmup_ratio": 0.1, "sft.epochs": 10, "sft.micro_batch_size": 16,
+SFT = {"sft.lr": 1e-3, "sft.warmup_ratio": 0.1, "sft.epochs": 8, "sft.micro_batch_size": 16,
        "sft.global_batch_size": 32, "sft.max_length": 128, "sft.freeze_embeddings_and_norms": False,
        "sft.deepspeed_config": DEEPSPEED}
 STEPS = 48
 EVERY = 16
 PPO = {"ppo.rollout_batch_size": 256, "ppo.step_batch_size": 64, "ppo.micro_batch_size": 16,
-       "ppo.total_steps": STEPS, "ppo.ppo_epochs": 1, "ppo.lr": 5e-5, "ppo.warmup_steps": 0,
+       "ppo.total_steps": STEPS, "ppo.ppo_epochs": 1, "ppo.lr": 1e-4, "ppo.warmup_steps": 0,
        "ppo.temperature": 0.7, "ppo.max_new_tokens": 48, "ppo.max_prompt_tokens": 32, "ppo.max_model_len": 128,
        "ppo.kv_cache_gib": 0.0625, "ppo.validate_every": EVERY, "ppo.checkpoint_every": EVERY,
        "ppo.format_penalty_value": 0.0, "ppo.freeze_embeddings_and_norms": False, "ppo.deepspeed_config": DEEPSPEED}
@@ -60,6 +65,18 @@ PPO = {"ppo.rollout_batch_size": 256, "ppo.step_batch_size": 64, "ppo.micro_batc
 
 def overrides(settings: dict) -> list[str]:
     return [f"{key}={value}" for key, value in settings.items()]
+
+
+def off_by_one_answers(examples: list, fraction: float, seed: int = 0) -> list:
+    """SFT examples where ``fraction`` of the integer answers are replaced by answer + 1 (steps untouched)."""
+    rng = random.Random(seed)
+    noisy = []
+    for example in examples:
+        body, marker, answer = example.completion.rpartition(ANSWER_MARKER)
+        if marker and answer.lstrip("-").isdigit() and rng.random() < fraction:
+            example = example.model_copy(update={"completion": f"{body}{marker}{int(answer) + 1}"})
+        noisy.append(example)
+    return noisy
 
 
 def level_one(src: Path, dst: Path) -> Path:
@@ -83,7 +100,7 @@ def world(tmp_path_factory):
     build(load_config(None, overrides(base)))
     train = load_records(level_one(tmp / "run/world/train.jsonl", tmp / "train.jsonl"), Problem)
     validation = level_one(tmp / "run/world/validation.jsonl", tmp / "validation.jsonl")
-    save_records(tmp / "sft.jsonl", world_sft_examples(train[:SFT_PROBLEMS]))
+    save_records(tmp / "sft.jsonl", off_by_one_answers(world_sft_examples(train[:SFT_PROBLEMS]), NOISY_FRACTION))
     prompts = tmp / "prompts.jsonl"
     save_records(prompts, train[SFT_PROBLEMS:])
     run_sft(load_config(None, overrides({**base, **SFT, "sft.data": tmp / "sft.jsonl",
@@ -134,13 +151,13 @@ def test_ppo_raises_training_reward(ppo_run, world):
     # the first steps' rollouts come from (nearly) the SFT policy: the start measured in this very run
     rewards = [row["reward/total"] for row in train]
     accuracy = [row["accuracy/train"] for row in train]
-    assert mean(rewards[-8:]) > mean(rewards[:4]) + 0.03, rewards
-    assert mean(accuracy[-8:]) > mean(accuracy[:4]) + 0.03, accuracy
+    assert mean(rewards[-8:]) > mean(rewards[:4]) + 0.1, rewards
+    assert mean(accuracy[-8:]) > mean(accuracy[:4]) + 0.15, accuracy
     validation = {row["step"]: row["accuracy"] for row in summary["validation"]}
     assert set(validation) == set(range(0, STEPS + 1, EVERY))
+    # greedy decoding of the SFT start writes the off-by-one answer it was mostly shown; PPO must undo that
+    assert validation[STEPS] > validation[0] + 0.2, validation
     assert summary["best"]["accuracy"] == max(validation.values())
-    # Greedy validation accuracy is logged at every check and the best checkpoint is kept (reference §4); its rise
-    # is within noise here (see the module docstring), so it is not asserted.
     out = world["tmp"] / "ppo"
     assert (out / "best" / "config.json").is_file() and (out / "config.json").is_file()
     assert list((out / "tensorboard").glob("events.*"))
