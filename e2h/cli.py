@@ -19,6 +19,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("sft", "policy.sft", "fine-tune the policy on step-formatted solutions with DeepSpeed (resumable)"),
     ("sample", "policy.sample", "sample N solutions per problem with vLLM (sharded, resumable, Ray actors)"),
     ("ppo", "policy.ppo", "PPO with process rewards (DeepSpeed actor/critic, vLLM rollouts)"),
+    ("grpo", "policy.grpo", "GRPO with the PPO's process reward (TRL GRPOTrainer, colocated vLLM)"),
     ("serve", "e2h.serve.commands", "serve PRM step scores and reranking over HTTP (FastAPI; --ray for Ray Serve)"),
     ("train-prm", "prm.train", "train the process reward model with DeepSpeed (torchrun -m prm.train for N processes)"),
     ("score", "prm.score", "score samples with the PRM: per-step probabilities + min/prod/last/mean (sharded, resumable)"),

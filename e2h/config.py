@@ -243,6 +243,35 @@ class PPOSection(TrainSection):
     seed: int = 0
 
 
+class GRPOSection(Section):
+    """``e2h grpo``: TRL's GRPOTrainer with a colocated vLLM engine, rewarded by the PPO's reward function (its
+    constants are read from the ``ppo`` section, so both optimise the same reward)."""
+
+    lr: float = 1e-6
+    num_generations: int = 8  # completions per prompt: the group whose mean reward is the baseline
+    batch_size: int = 64  # completions per optimizer step per process (a multiple of num_generations)
+    gradient_accumulation_steps: int = 1
+    total_steps: int = 500
+    temperature: float = 0.7
+    max_new_tokens: int = 768
+    max_model_len: int = 1536
+    kl_coef: float = 0.01  # TRL's beta: KL to the reference policy (same coefficient as the PPO's)
+    clip_ratio: float = 0.2
+    warmup_steps: int = 0
+    use_vllm: bool = True  # False: transformers.generate inside TRL (slow; where vLLM is missing)
+    gpu_memory_utilization: float = 0.3  # GPU: vLLM's share; on CPU its KV cache is VLLM_CPU_KVCACHE_SPACE (GiB)
+    deepspeed_config: str | None = None  # a DeepSpeed JSON for TRL's trainer (None: plain data parallel)
+    checkpoint_every: int = 50  # optimizer steps; --resume continues from the newest
+    log_every: int = 1
+    policy_path: str | None = None  # default: <run.out_dir>/sft
+    prm_path: str | None = None  # default: <run.out_dir>/prm
+    prompts: str | None = None  # default: <run.out_dir>/data/prompts_train.jsonl
+    output_dir: str | None = None  # default: <run.out_dir>/grpo
+    max_prompt_tokens: int = 384
+    forward_batch_size: int = 16  # sequences per PRM forward
+    seed: int = 0
+
+
 class ServeSection(Section):
     """The reranking service (e2h.serve): where it binds, which PRM it loads, batching and request limits."""
 
@@ -288,6 +317,7 @@ class RunConfig(Section):
     score: ScoreSection = Field(default_factory=ScoreSection)
     eval: EvalSection = Field(default_factory=EvalSection)
     ppo: PPOSection = Field(default_factory=PPOSection)
+    grpo: GRPOSection = Field(default_factory=GRPOSection)
     serve: ServeSection = Field(default_factory=ServeSection)
     demo: DemoSection = Field(default_factory=DemoSection)
 

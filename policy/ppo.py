@@ -44,14 +44,8 @@ from e2h.manifest import Manifest
 from e2h.records import Problem, load_records
 from e2h.text_format import format_prompt
 from policy.generator import GenerationParams, request_seed
-from policy.rewards import (
-    RewardSettings,
-    char_to_token_spans,
-    predicted_answer,
-    rollout_reward,
-    separator_char_spans,
-    step_logits,
-)
+from policy.process_reward import PRMStepScorer, RolloutScorer, grade_predictions
+from policy.rewards import RewardSettings, predicted_answer
 
 STAGE = "ppo"
 
@@ -121,61 +115,6 @@ def load_prompt_set(path: Path, tokenizer, max_prompt_tokens: int, limit: int | 
     if not problems:
         raise ConfigError(f"{path}: no problem has a prompt of at most {max_prompt_tokens} tokens")
     return problems[:limit]
-
-
-def grade_predictions(predictions: list[str | None], golds: list[str], timeout_s: float) -> list[bool]:
-    from e2h.grading import grade_many
-
-    todo = [i for i, pred in enumerate(predictions) if pred is not None]
-    verdicts = grade_many([(predictions[i], golds[i]) for i in todo], timeout_s=timeout_s) if todo else []
-    correct = [False] * len(predictions)
-    for i, verdict in zip(todo, verdicts):
-        correct[i] = bool(verdict.correct)
-    return correct
-
-
-class PRMStepScorer:
-    """The frozen PRM reading prompt + raw response in one forward pass; the reference's PPO step logit is the min
-    over the step's last token and its separator tokens (policy.rewards.step_logits)."""
-
-    def __init__(self, path: str, device, settings: RewardSettings, batch_size: int):
-        import torch
-
-        from prm.model import load_reward_model
-
-        self.model, self.tokenizer, info = load_reward_model(path, device=device, dtype=torch.float32)
-        self.add_bos = bool(info.get("add_bos", True))
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self.device, self.settings, self.batch_size = device, settings, batch_size
-
-    def step_logits(self, prompts: list[str], responses: list[str]) -> list[list[float]]:
-        import torch
-
-        from prm.dataset import tokenize_with_offsets
-
-        encoded = [tokenize_with_offsets(self.tokenizer, prompt + response, add_bos=self.add_bos)
-                   for prompt, response in zip(prompts, responses)]
-        out = []
-        for start in range(0, len(encoded), self.batch_size):
-            chunk = encoded[start:start + self.batch_size]
-            width = max(len(ids) for ids, _ in chunk)
-            ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, (seq, _) in enumerate(chunk):
-                ids[row, :len(seq)] = torch.tensor(seq)
-                mask[row, :len(seq)] = 1
-            with torch.no_grad():
-                logits, _ = self.model(ids.to(self.device), attention_mask=mask.to(self.device))
-            for row, (seq, offsets) in enumerate(chunk):
-                prompt_chars = len(prompts[start + row])
-                response = responses[start + row]
-                first = next((i for i, (s, e) in enumerate(offsets) if e > s and s >= prompt_chars), len(seq))
-                spans = [(lo + prompt_chars, hi + prompt_chars) for lo, hi in separator_char_spans(response)]
-                token_spans = [(lo - first, hi - first) for lo, hi in char_to_token_spans(offsets, spans)]
-                out.append(step_logits(logits[row, first:len(seq)].tolist(), token_spans,
-                                       short_step_tokens=self.settings.short_step_tokens,
-                                       short_step_logit=self.settings.short_step_logit))
-        return out
 
 
 def validate(generator, tokenizer, problems: list[Problem], max_tokens: int, timeout_s: float, dist) -> dict:
@@ -251,7 +190,8 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None) -> dict:
     reference.requires_grad_(False)
     critic = load_value_model(paths.prm, p.freeze_embeddings_and_norms)
     settings = RewardSettings.from_config(p, cfg.data.train_levels)
-    prm = PRMStepScorer(paths.prm, device, settings, p.forward_batch_size)
+    scorer = RolloutScorer(PRMStepScorer(paths.prm, device, settings, p.forward_batch_size), settings,
+                           cfg.eval.grader_timeout_s)
     actor_engine = training.create_engine(actor, actor_cfg, dist, sched)
     critic_engine = training.create_engine(critic, critic_cfg, dist, sched)
 
@@ -313,14 +253,8 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None) -> dict:
             pairs.append((tokenizer(prompt)["input_ids"], ids))
             texts.append(text)
             offsets.append(offs)
-        correct = grade_predictions([predicted_answer(t) for t in texts], [q.answer for q in batch_problems],
-                                    cfg.eval.grader_timeout_s)
-        prm_logits = prm.step_logits(prompts, texts)
-        parts = [rollout_reward(text, correct=ok, level=q.level, step_logit_values=logits,
-                                separator_tokens=char_to_token_spans(offs, separator_char_spans(text)),
-                                length=len(ids), settings=settings)
-                 for text, ok, q, logits, offs, (_, ids) in zip(texts, correct, batch_problems, prm_logits,
-                                                                offsets, pairs)]
+        parts = scorer.score(prompts, texts, offsets, [len(ids) for _, ids in pairs],
+                             [q.answer for q in batch_problems], [q.level for q in batch_problems])
         batch = pad_rollouts(pairs, pad_id)
         score = torch.zeros(len(batch), batch.response_width)
         for row, part in enumerate(parts):

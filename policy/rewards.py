@@ -226,6 +226,11 @@ class RolloutReward:
     def process_sum(self) -> float:
         return float(self.process.sum())
 
+    @property
+    def total(self) -> float:
+        """The whole score as one number (GRPO's sequence reward): terminal plus every process reward."""
+        return self.terminal + self.process_sum
+
     def dense(self) -> np.ndarray:
         """Process rewards plus the terminal reward on the last response token (score part, before KL)."""
         out = self.process.copy()

@@ -26,6 +26,7 @@ from policy.rewards import (
     step_logits,
     terminal_reward,
 )
+from policy.rollouts import response_offsets
 
 # --- format penalty: each row of the reference table -----------------------------------------------------------
 
@@ -196,6 +197,7 @@ def test_rollout_reward_combines_every_part(level, answer):
     np.testing.assert_allclose(out.process, expected)
     dense = out.dense()
     assert dense[-1] == pytest.approx(answer - 0.75) and dense.sum() == pytest.approx(expected.sum() + answer - 0.75)
+    assert out.total == pytest.approx(answer - 0.75 + 0.125 + (p2 - 0.5 + 0.125))  # GRPO's one number
 
 
 def test_rollout_reward_scale_and_no_process_reward():
@@ -291,3 +293,39 @@ def test_clipped_value_loss_hand_computed():
     # token 1: max((0.5-1)^2, (0.2-1)^2) = 0.64 (clipped); token 2: (0.1+1)^2 = 1.21 both ways
     assert loss.item() == pytest.approx(0.5 * (0.64 + 1.21) / 2)
     assert stats["clipfrac"] == pytest.approx(0.5)
+
+
+# --- the batch scorer PPO and GRPO share, with a real PRM and grader ----------------------------------------------
+
+def test_rollout_scorer_and_grpo_reward_function(tiny_policy, tiny_prm_dir):
+    from transformers import AutoTokenizer
+
+    from e2h.text_format import format_prompt
+    from policy.grpo import ProcessRewardFunction
+    from policy.process_reward import PRMStepScorer, RolloutScorer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_policy["path"])
+    settings = RewardSettings(format_penalty_value=0.0)
+    scorer = RolloutScorer(PRMStepScorer(tiny_prm_dir, "cpu", settings, batch_size=2), settings, 5.0)
+    problems = tiny_policy["problems"][:3]
+    responses = [problems[0].solution, problems[1].solution.replace(f"# Answer\n\n{problems[1].answer}",
+                                                                    "# Answer\n\n-1"), "no answer line"]
+    completion_ids = [tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+                      for text in responses]
+    logged = {}
+    rewards = ProcessRewardFunction(scorer, tokenizer)(
+        prompts=[format_prompt(q.problem) for q in problems], completions=responses, completion_ids=completion_ids,
+        answer=[q.answer for q in problems], level=[q.level for q in problems], log_metric=logged.__setitem__)
+    offsets = [offs for _, offs in (response_offsets(tokenizer, ids) for ids in completion_ids)]
+    parts = scorer.score([format_prompt(q.problem) for q in problems], responses, offsets,
+                         [len(ids) for ids in completion_ids], [q.answer for q in problems], [1, 1, 1])
+    assert [part.correct for part in parts] == [True, False, False]
+    assert [part.answer for part in parts] == [1.0, 0.0, 0.0]
+    assert [len(part.step_rewards) for part in parts] == [2, 2, 0]  # two steps, then the answer; no step at all
+    # one number per completion: the terminal reward plus every shaped step reward (scale 1), i.e. the PPO's
+    # per-token score summed
+    for reward, part in zip(rewards, parts):
+        assert reward == pytest.approx(part.terminal + sum(part.step_rewards))
+        assert reward == pytest.approx(part.dense().sum())
+    assert logged["accuracy/train"] == pytest.approx(1 / 3)
+    assert logged["reward/answer"] == pytest.approx(1 / 3)
