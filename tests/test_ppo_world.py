@@ -64,8 +64,8 @@ PPO = {"ppo.rollout_batch_size": 256, "ppo.step_batch_size": 64, "ppo.micro_batc
        "ppo.kv_cache_gib": 0.0625, "ppo.validate_every": EVERY, "ppo.checkpoint_every": EVERY,
        "ppo.format_penalty_value": 0.0, "ppo.freeze_embeddings_and_norms": False, "ppo.deepspeed_config": DEEPSPEED}
 
-GRPO_STEPS = int(os.environ.get("XGSTEPS", 24))
-GRPO = {"grpo.lr": float(os.environ.get("XGLR", 1e-4)), "grpo.num_generations": 8, "grpo.batch_size": 128,
+GRPO_STEPS = 24
+GRPO = {"grpo.lr": 1e-4, "grpo.num_generations": 8, "grpo.batch_size": 128,
         "grpo.total_steps": GRPO_STEPS, "grpo.temperature": 0.7, "grpo.max_new_tokens": 48,
         "grpo.max_model_len": 128, "grpo.max_prompt_tokens": 32, "grpo.checkpoint_every": GRPO_STEPS // 2}
 
