@@ -236,6 +236,11 @@ class PPOSection(TrainSection):
     warmup_steps: int = 5  # PPO steps of linear warmup, then cosine down to lr * min_lr_ratio
     max_prompt_tokens: int = 384  # longer prompts are dropped (also from validation), as the reference does
     rollout_backend: Literal["auto", "vllm", "hf"] = "auto"  # auto: vLLM when importable, else transformers
+    # > 0: each training process's rollouts run on this many Ray actors (one engine each, placed by Ray across the
+    # cluster's nodes; policy/ray_rollouts.py); 0: one engine colocated in the training process
+    rollout_actors: int = 0
+    rollout_cpus_per_actor: float = 1.0
+    rollout_gpus_per_actor: float = 0.0
     max_model_len: int = 1536
     kv_cache_gib: float | None = None
     forward_batch_size: int = 16  # sequences per no-grad forward (logprobs, values, PRM scores)

@@ -7,7 +7,9 @@ Models: the actor starts from the SFT checkpoint (``ppo.policy_path``, default `
 it is the reference policy; the PRM (``ppo.prm_path``, default ``<run>/prm``) is frozen and scores rollouts; the
 critic is a trainable copy of the PRM (policy/value_model.py). Actor and critic are two DeepSpeed engines (ZeRO
 2 or 3 from ``ppo.deepspeed_config``). Rollouts come from a colocated vLLM engine (``transformers.generate`` where
-vLLM is missing); after every update the actor's weights are pushed into it.
+vLLM is missing); after every update the actor's weights are pushed into it. With ``ppo.rollout_actors`` > 0 the
+engines live on Ray actors instead, anywhere in the Ray cluster (policy/ray_rollouts.py), behind the same
+interface.
 
 One PPO step::
 
@@ -79,7 +81,8 @@ def ppo_paths(cfg: RunConfig) -> PPOPaths:
 
 
 def build_generator(backend: str, model: str, cfg: RunConfig):
-    """The rollout engine: vLLM (colocated, one per rank), or transformers.generate where vLLM is absent."""
+    """The rollout engine: vLLM colocated in this process (one per rank), the same on ``ppo.rollout_actors`` Ray
+    actors, or transformers.generate where vLLM is missing."""
     p = cfg.ppo
     if backend == "auto":
         try:
@@ -88,10 +91,16 @@ def build_generator(backend: str, model: str, cfg: RunConfig):
             backend = "vllm"
         except ImportError:
             backend = "hf"
+    engine_kwargs = {"max_model_len": p.max_model_len, "seed": p.seed, "kv_cache_gib": p.kv_cache_gib}
+    if p.rollout_actors > 0:
+        from policy.ray_rollouts import RayRolloutGenerator
+
+        return RayRolloutGenerator(model, num_actors=p.rollout_actors, backend=backend, engine_kwargs=engine_kwargs,
+                                   cpus_per_actor=p.rollout_cpus_per_actor, gpus_per_actor=p.rollout_gpus_per_actor)
     if backend == "vllm":
         from policy.vllm_engine import VLLMGenerator
 
-        return VLLMGenerator(model, max_model_len=p.max_model_len, seed=p.seed, kv_cache_gib=p.kv_cache_gib)
+        return VLLMGenerator(model, **engine_kwargs)
     from policy.hf_generator import HFGenerator
 
     return HFGenerator(model)
