@@ -17,7 +17,7 @@ import os
 from typing import Any, Mapping
 
 from policy.generator import Completion, GenerationParams
-from policy.sample_actors import _import_ray, connect_ray
+from policy.sample_actors import import_ray, connect_ray, stop_actors
 
 
 class RolloutWorker:
@@ -56,7 +56,7 @@ class RayRolloutGenerator:
                  gpus_per_actor: float = 0.0):
         if num_actors < 1:
             raise ValueError(f"num_actors must be >= 1, got {num_actors}")
-        self.ray = _import_ray()
+        self.ray = import_ray()
         self.model_name = str(model)
         self._started_ray = connect_ray(num_actors * cpus_per_actor)
         actor_cls = self.ray.remote(RolloutWorker).options(num_cpus=cpus_per_actor, num_gpus=gpus_per_actor)
@@ -86,12 +86,7 @@ class RayRolloutGenerator:
 
     def close(self) -> None:
         actors, self.actors = getattr(self, "actors", []), []
-        for actor in actors:
-            try:
-                self.ray.get(actor.close.remote(), timeout=60)
-            except Exception:  # the actor may be what failed; killing it below is enough
-                pass
-            self.ray.kill(actor)
+        stop_actors(self.ray, actors)
         if getattr(self, "_started_ray", False):
             self.ray.shutdown()
             self._started_ray = False

@@ -34,17 +34,18 @@ def build_generator(backend: str, model: str, section, **engine_kwargs: Any):
     raise ValueError(f"unknown sampling backend '{backend}' (expected 'vllm' or 'hf')")
 
 
-def _import_ray():
+def import_ray():
     try:
         import ray
     except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("sample.num_actors > 1 needs Ray: pip install 'ray[default]'") from err
+        raise ImportError("Ray actors (sample.num_actors > 1, ppo.rollout_actors > 0) need Ray: "
+                          "pip install 'ray[default]'") from err
     return ray
 
 
 def connect_ray(min_cpus: float) -> bool:
     """Join the cluster at RAY_ADDRESS, or start a local Ray bound to 127.0.0.1. True if we started it."""
-    ray = _import_ray()
+    ray = import_ray()
     if ray.is_initialized():
         return False
     address = os.environ.get("RAY_ADDRESS")
@@ -55,6 +56,16 @@ def connect_ray(min_cpus: float) -> bool:
         ray.init(address="local", num_cpus=max(os.cpu_count() or 1, math.ceil(min_cpus)), include_dashboard=False,
                  _node_ip_address="127.0.0.1", log_to_driver=True)
     return True
+
+
+def stop_actors(ray, actors: list) -> None:
+    """Close each actor's engine (a minute at most), then kill the actor."""
+    for actor in actors:
+        try:
+            ray.get(actor.close.remote(), timeout=60)
+        except Exception:  # the actor may be the thing that failed; killing it below is enough
+            pass
+        ray.kill(actor)
 
 
 class SamplerWorker:
@@ -89,7 +100,7 @@ def run_on_actors(shards: list[Shard], *, backend: str, model: str, section, par
 
         raise ConfigError(f"sample.gpus_per_actor ({section.gpus_per_actor}) must be >= sample.tensor_parallel_size "
                           f"({section.tensor_parallel_size}): each actor's engine spans its own GPUs")
-    ray = _import_ray()
+    ray = import_ray()
     started = connect_ray(section.num_actors * section.cpus_per_actor)
     actor_cls = ray.remote(SamplerWorker).options(num_cpus=section.cpus_per_actor, num_gpus=section.gpus_per_actor)
     actors = [actor_cls.remote(backend, model, section.model_dump(mode="json"))
@@ -115,11 +126,6 @@ def run_on_actors(shards: list[Shard], *, backend: str, model: str, section, par
             hand_out(actor)  # keep the actor busy while the driver writes this shard
             yield shard, rows
     finally:
-        for actor in actors:
-            try:
-                ray.get(actor.close.remote(), timeout=60)
-            except Exception:  # the actor may be the thing that failed; killing it below is enough
-                pass
-            ray.kill(actor)
+        stop_actors(ray, actors)
         if started:
             ray.shutdown()
