@@ -62,9 +62,11 @@ class ProcessRewardFunction:
 
 def reload_in_place(generation) -> None:
     """Push the trained weights into TRL's colocated vLLM engine with vLLM's in-place reload (module docstring)."""
-    weights = [(name, tensor.detach().clone()) for name, tensor in generation._iter_named_params()]
+    # streamed, one tensor at a time (a 34B policy has no room for a second copy); each is cloned because under
+    # ZeRO-3 the gathered tensor is released once the iterator moves on, and vLLM may hold a layer's tensors
+    weights = ((name, tensor.detach().clone()) for name, tensor in generation._iter_named_params())
     runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
-    runner.reload_weights(weights_iterator=iter(weights))
+    runner.reload_weights(weights_iterator=weights)
     generation.llm.reset_prefix_cache()
 
 
