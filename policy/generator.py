@@ -84,3 +84,16 @@ class Generator(Protocol):
 
     def close(self) -> None:
         ...
+
+
+def open_generator(backend: str, model: str | os.PathLike, **engine_kwargs: Any) -> Generator:
+    """One local engine: ``"vllm"`` (``engine_kwargs`` go to :class:`policy.vllm_engine.VLLMGenerator`) or ``"hf"``."""
+    if backend == "vllm":
+        from policy.vllm_engine import VLLMGenerator
+
+        return VLLMGenerator(model, **engine_kwargs)
+    if backend == "hf":
+        from policy.hf_generator import HFGenerator
+
+        return HFGenerator(model)
+    raise ValueError(f"unknown generation backend '{backend}' (expected 'vllm' or 'hf')")

@@ -106,15 +106,10 @@ def run_grpo(cfg: RunConfig, resume: bool = False) -> dict:
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
 
-    from policy.ppo import load_prompt_set
+    from policy.ppo import load_prompt_set, start_models
 
     g = cfg.grpo
-    policy = g.policy_path or str(cfg.out_path("sft"))
-    prm = g.prm_path or str(cfg.out_path("prm"))
-    for what, path in (("policy (SFT checkpoint)", policy), ("PRM", prm)):
-        if not (Path(path) / "config.json").is_file():
-            raise ConfigError(f"{what} {path} is not a model folder: train it first or set grpo.policy_path / "
-                              f"grpo.prm_path")
+    policy, prm = start_models(cfg, STAGE)
     prompts = Path(g.prompts) if g.prompts else cfg.out_path("data", "prompts_train.jsonl")
     if not prompts.is_file():
         raise ConfigError(f"prompt set {prompts} not found: run `e2h data prepare` or set grpo.prompts")
@@ -140,8 +135,7 @@ def run_grpo(cfg: RunConfig, resume: bool = False) -> dict:
     summary = {"steps": trainer.state.global_step, "resumed": bool(newest),
                "first_reward": log[0]["reward"] if log else None, "last_reward": log[-1]["reward"] if log else None,
                "output_dir": str(out)}
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(out)
+    if trainer.is_world_process_zero():  # save_model wrote the tokenizer too (it is the processing class)
         save_config(cfg, out)
         Manifest(cfg.out_path("manifest.json")).mark_done(STAGE, [out / "config.json"], summary=summary)
     return summary

@@ -45,7 +45,7 @@ from e2h.config import ConfigError, RunConfig, save_config
 from e2h.manifest import Manifest
 from e2h.records import Problem, load_records
 from e2h.text_format import format_prompt
-from policy.generator import GenerationParams, request_seed
+from policy.generator import GenerationParams, open_generator, request_seed
 from policy.process_reward import PRMStepScorer, RolloutScorer, grade_predictions
 from policy.rewards import RewardSettings, predicted_answer
 
@@ -61,14 +61,22 @@ class PPOPaths:
     out: Path
 
 
-def ppo_paths(cfg: RunConfig) -> PPOPaths:
-    p = cfg.ppo
-    policy = p.policy_path or str(cfg.out_path("sft"))
-    prm = p.prm_path or str(cfg.out_path("prm"))
+def start_models(cfg: RunConfig, section: str) -> tuple[str, str]:
+    """The policy (default ``<run>/sft``) and PRM (default ``<run>/prm``) a ``section`` ("ppo", "grpo") starts
+    from, each checked to be a model folder."""
+    s = getattr(cfg, section)
+    policy = s.policy_path or str(cfg.out_path("sft"))
+    prm = s.prm_path or str(cfg.out_path("prm"))
     for what, path in (("policy (SFT checkpoint)", policy), ("PRM", prm)):
         if not (Path(path) / "config.json").is_file():
-            raise ConfigError(f"{what} {path} is not a model folder: train it first or set ppo.policy_path / "
-                              f"ppo.prm_path")
+            raise ConfigError(f"{what} {path} is not a model folder: train it first or set {section}.policy_path / "
+                              f"{section}.prm_path")
+    return policy, prm
+
+
+def ppo_paths(cfg: RunConfig) -> PPOPaths:
+    p = cfg.ppo
+    policy, prm = start_models(cfg, "ppo")
     prompts = Path(p.prompts) if p.prompts else cfg.out_path("data", "prompts_train.jsonl")
     validation = Path(p.validation_prompts) if p.validation_prompts else cfg.out_path("data",
                                                                                        "prompts_validation.jsonl")
@@ -97,13 +105,7 @@ def build_generator(backend: str, model: str, cfg: RunConfig):
 
         return RayRolloutGenerator(model, num_actors=p.rollout_actors, backend=backend, engine_kwargs=engine_kwargs,
                                    cpus_per_actor=p.rollout_cpus_per_actor, gpus_per_actor=p.rollout_gpus_per_actor)
-    if backend == "vllm":
-        from policy.vllm_engine import VLLMGenerator
-
-        return VLLMGenerator(model, **engine_kwargs)
-    from policy.hf_generator import HFGenerator
-
-    return HFGenerator(model)
+    return open_generator(backend, model, **engine_kwargs)
 
 
 def actor_state_dict(engine) -> dict:

@@ -16,24 +16,15 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from policy.generator import Completion, GenerationParams
-from policy.sample_actors import import_ray, connect_ray, stop_actors
+from policy.generator import Completion, GenerationParams, open_generator
+from policy.sample_actors import connect_ray, import_ray, stop_actors
 
 
 class RolloutWorker:
     """The body of one Ray actor: one engine (vLLM, or transformers.generate with ``backend="hf"``)."""
 
     def __init__(self, backend: str, model: str, engine_kwargs: dict[str, Any]):
-        if backend == "vllm":
-            from policy.vllm_engine import VLLMGenerator
-
-            self.generator = VLLMGenerator(model, **engine_kwargs)
-        elif backend == "hf":
-            from policy.hf_generator import HFGenerator
-
-            self.generator = HFGenerator(model)
-        else:
-            raise ValueError(f"unknown rollout backend '{backend}' (expected 'vllm' or 'hf')")
+        self.generator = open_generator(backend, model, **engine_kwargs)
 
     def ready(self) -> bool:
         return True
