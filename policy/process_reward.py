@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from e2h.tokenization import encode
+
 from policy.rewards import (
     RewardSettings,
     RolloutReward,
@@ -46,30 +48,28 @@ class PRMStepScorer:
 
         from prm.model import load_reward_model
 
-        self.model, self.tokenizer, info = load_reward_model(path, device=device, dtype=torch.float32)
-        self.add_bos = bool(info.get("add_bos", True))
+        self.model, self.tokenizer, _ = load_reward_model(path, device=device, dtype=torch.float32)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.device, self.settings, self.batch_size = device, settings, batch_size
 
     def step_logits(self, prompts: list[str], responses: list[str]) -> list[list[float]]:
         import torch
 
-        from prm.dataset import tokenize_with_offsets
-
-        encoded = [tokenize_with_offsets(self.tokenizer, prompt + response, add_bos=self.add_bos)
-                   for prompt, response in zip(prompts, responses)]
+        encoded = [encode(self.tokenizer, prompt + response) for prompt, response in zip(prompts, responses)]
         out = []
         for start in range(0, len(encoded), self.batch_size):
             chunk = encoded[start:start + self.batch_size]
-            width = max(len(ids) for ids, _ in chunk)
+            width = max(len(enc) for enc in chunk)
             ids = torch.full((len(chunk), width), self.pad_id, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, (seq, _) in enumerate(chunk):
+            for row, enc in enumerate(chunk):
+                seq = enc.ids
                 ids[row, :len(seq)] = torch.tensor(seq)
                 mask[row, :len(seq)] = 1
             with torch.no_grad():
                 logits, _ = self.model(ids.to(self.device), attention_mask=mask.to(self.device))
-            for row, (seq, offsets) in enumerate(chunk):
+            for row, enc in enumerate(chunk):
+                seq, offsets = enc.ids, enc.offsets
                 prompt_chars = len(prompts[start + row])
                 response = responses[start + row]
                 first = next((i for i, (s, e) in enumerate(offsets) if e > s and s >= prompt_chars), len(seq))

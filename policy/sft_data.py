@@ -5,28 +5,24 @@
     item = tokenize_example(ex, tokenizer)
     item["labels"]   # [-100] * len(prompt ids) + completion ids + [eos_id]
 
-The prompt is tokenised on its own, with the tokenizer's default special tokens (BOS for Llama tokenizers),
-exactly as vLLM tokenises a prompt at sampling time; the completion is tokenised without special tokens and
-appended, so training sees the token boundary that generation will see. EOS is appended only when the example
-says so (the reference puts EOS after answer steps only: the model learns to stop after the answer line).
+Tokens follow e2h.tokenization's rule 3: the prompt's tokens as vLLM makes them (the tokenizer's own special
+tokens), then the completion's tokens as they stand in the joined text, so the decoded targets are exactly the
+completion text for SentencePiece and byte-level tokenizers alike. EOS is appended only when the example says so
+(the reference puts EOS after answer steps only: the model learns to stop after the answer line).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from e2h.tokenization import encode_prompt_completion
+
 IGNORE_INDEX = -100
 
 
 def tokenize_example(example, tokenizer) -> dict[str, list[int]]:
-    prompt_ids = tokenizer(example.prompt)["input_ids"]
-    completion_ids = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
-    if example.eos:
-        if tokenizer.eos_token_id is None:
-            raise ValueError("the tokenizer has no EOS token but the SFT example asks for one")
-        completion_ids = completion_ids + [tokenizer.eos_token_id]
-    return {"input_ids": prompt_ids + completion_ids,
-            "labels": [IGNORE_INDEX] * len(prompt_ids) + completion_ids}
+    ids, mask = encode_prompt_completion(tokenizer, example.prompt, example.completion, eos=example.eos)
+    return {"input_ids": ids, "labels": [token if trained else IGNORE_INDEX for token, trained in zip(ids, mask)]}
 
 
 def tokenize_examples(examples: list, tokenizer, max_length: int) -> tuple[list[dict[str, list[int]]], int]:

@@ -1,18 +1,17 @@
-"""StepExample -> token ids, per-token labels and weights, step boundary positions; batching; the loss.
+"""StepExample -> token ids, per-token labels and weights, step positions; batching; the loss.
 
 The text is exactly what scoring reads: ``format_prompt(problem) + format_solution(steps)`` (e2h.text_format),
-with BOS in front when the tokenizer has one. Step boundaries are found from the tokenizer's character OFFSETS,
-never from hard-coded separator ids, so any tokenizer works (BPE merges differ between tokenizers; the
-preflight in prm/preflight.py checks that the boundary in context is what we expect)::
+tokenized once by e2h.tokenization's rule (the tokenizer's own special tokens, positions from character
+offsets, never hard-coded ids)::
 
     text:    "# Question\\n\\nWhat is 2+3?\\n\\n# Solution\\n\\n" "We add." "\\n\\n" "# Answer\\n\\n5"
     steps:                                                   [ step 0 ][ sep ][ step 1 (answer) ]
-    boundary(step 0) = the token holding the first separator char; boundary(answer step) = its last token
-    (a solution that ends without an answer step ends with a separator, so its last step is scored there too)
+    position(step k) = the token holding step k's last character ("." for step 0, "5" for the answer): the same
+    token whatever follows the step, for every tokenizer (the preflight in prm/preflight.py checks it)
 
 Labels (``StepExample.labels``; None = context only), hard (0/1) or soft (in [0, 1]):
 - ``label_positions="every_token"``: every token of a labelled step, its separator included, carries the label;
-- ``label_positions="boundary"``: only the step's boundary token does.
+- ``label_positions="boundary"``: only the step's scored token does.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 
 from e2h.records import StepExample
 from e2h.text_format import STEP_SEPARATOR, format_prompt, format_solution, is_answer_step
+from e2h.tokenization import TokenRuleError, encode, step_end_positions
 
 
 class TruncatedLabelError(ValueError):
@@ -41,9 +41,10 @@ def layout(problem_or_prompt: str, steps: list[str], is_prompt: bool = False) ->
     """Build the text and its character spans (steps are stripped exactly as format_solution does).
 
     Every reasoning step is followed by the separator, the last one too (as the reference writes a PRM800K
-    step: its text plus "\n\n"), so a step is always scored at a separator token. Without it, a solution cut
-    after its first wrong step would be scored at a content token exactly when it is wrong: a position cue the
-    PRM learns instead of the step, and never sees when scoring complete solutions.
+    step: its text plus "\n\n"), so a step reads the same in a cut training example as in a whole solution.
+    Without it, a tokenizer that merges punctuation with the newlines after it (Llama-3, Qwen: ".\n\n" is one
+    token) would score a solution cut after its first wrong step at a different token exactly when it is wrong:
+    a cue the PRM learns instead of the step, and never sees when scoring complete solutions.
     """
     prompt = problem_or_prompt if is_prompt else format_prompt(problem_or_prompt)
     parts = [s.strip() for s in steps]
@@ -64,43 +65,18 @@ def layout(problem_or_prompt: str, steps: list[str], is_prompt: bool = False) ->
     return StepLayout(prompt + solution, len(prompt), spans, seps)
 
 
-def tokenize_with_offsets(tokenizer, text: str, add_bos: bool = True) -> tuple[list[int], list[tuple[int, int]]]:
-    """Token ids and character offsets; BOS (if any and asked for) gets the empty offset (0, 0)."""
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
-    if add_bos and tokenizer.bos_token_id is not None:
-        ids, offsets = [tokenizer.bos_token_id] + ids, [(0, 0)] + offsets
-    return ids, offsets
-
-
-def token_at_char(offsets: list[tuple[int, int]], char: int) -> int:
-    """Index of the token whose span holds character ``char``."""
-    for index, (start, end) in enumerate(offsets):
-        if start <= char < end:
-            return index
-    raise ValueError(f"no token covers character {char}")
-
-
-def boundary_positions(lay: StepLayout, offsets: list[tuple[int, int]]) -> list[int]:
-    """Token index where each step is scored: the first separator token after it, or (last step) its last token."""
-    positions = []
-    for (start, end), sep in zip(lay.step_spans, lay.sep_spans):
-        if sep is not None:
-            positions.append(token_at_char(offsets, sep[0]))
-        else:
-            positions.append(token_at_char(offsets, end - 1 if end > start else start))
-    return positions
+def step_ends(lay: StepLayout) -> list[int]:
+    """Where each step's text plus its separator ends (the next step's start, or the end of the text)."""
+    return [sep[1] if sep is not None else end for (_, end), sep in zip(lay.step_spans, lay.sep_spans)]
 
 
 def step_token_ranges(lay: StepLayout, offsets: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """[first, last] token index of each step including its separator: the tokens overlapping its characters
-    (a token merged across a boundary belongs to both steps; the preflight rejects such tokenizations)."""
+    """[first, last] token index of each step including its separator: the tokens overlapping its characters."""
     ranges = []
-    for (start, end), sep in zip(lay.step_spans, lay.sep_spans):
-        stop = sep[1] if sep is not None else end
+    for (start, _), stop in zip(lay.step_spans, step_ends(lay)):
         inside = [i for i, (s, e) in enumerate(offsets) if e > s and s < stop and e > start]
         if not inside:
-            raise ValueError(f"step at characters {start}-{end} has no token")
+            raise TokenRuleError(f"step at characters {start}-{stop} has no token")
         ranges.append((inside[0], inside[-1]))
     return ranges
 
@@ -111,7 +87,7 @@ class EncodedExample:
     input_ids: list[int]
     labels: list[float]  # per token; only read where weights == 1
     weights: list[float]  # 1.0 = this position is trained
-    boundaries: list[int]  # one per step (labelled or not)
+    boundaries: list[int]  # the scored token of each step (labelled or not), e2h.tokenization rule 4
     step_labels: list[float | None]
     step_ranges: list[tuple[int, int]] = field(default_factory=list)
 
@@ -120,7 +96,7 @@ class EncodedExample:
 
 
 def encode_step_example(tokenizer, example: StepExample, label_positions: str = "every_token",
-                        max_length: int | None = None, add_bos: bool = True) -> EncodedExample:
+                        max_length: int | None = None) -> EncodedExample:
     """Tokenise one StepExample. Unlabelled steps after the last labelled one are cut if the text is too long;
     a labelled step that does not fit raises TruncationError (the caller drops and counts the example)."""
     if label_positions not in ("every_token", "boundary"):
@@ -128,11 +104,12 @@ def encode_step_example(tokenizer, example: StepExample, label_positions: str = 
     if any(not step.strip() for step in example.steps):
         raise ValueError(f"{example.id}: an empty step has no token to score")
     lay = layout(example.problem, example.steps)
-    ids, offsets = tokenize_with_offsets(tokenizer, lay.text, add_bos=add_bos)
+    enc = encode(tokenizer, lay.text)
+    ids = enc.ids
     try:
-        bounds = boundary_positions(lay, offsets)
-        ranges = step_token_ranges(lay, offsets)
-    except ValueError as err:
+        bounds = step_end_positions(enc.offsets, lay.step_spans)
+        ranges = step_token_ranges(lay, enc.offsets)
+    except TokenRuleError as err:
         raise ValueError(f"{example.id}: {err}") from None
     labels = [0.0] * len(ids)
     weights = [0.0] * len(ids)
@@ -153,13 +130,13 @@ def encode_step_example(tokenizer, example: StepExample, label_positions: str = 
     return EncodedExample(example.id, ids, labels, weights, bounds, list(example.labels), ranges)
 
 
-def encode_all(tokenizer, examples: list[StepExample], label_positions: str, max_length: int | None,
-               add_bos: bool = True) -> tuple[list[EncodedExample], int]:
+def encode_all(tokenizer, examples: list[StepExample], label_positions: str,
+               max_length: int | None) -> tuple[list[EncodedExample], int]:
     """Encode a list; returns (encoded, number dropped because a labelled step did not fit)."""
     encoded, dropped = [], 0
     for example in examples:
         try:
-            encoded.append(encode_step_example(tokenizer, example, label_positions, max_length, add_bos))
+            encoded.append(encode_step_example(tokenizer, example, label_positions, max_length))
         except TruncatedLabelError:
             dropped += 1
     return encoded, dropped

@@ -4,8 +4,8 @@ gives a logit at every token (reference §2). A step's score is sigmoid(logit at
 On disk (our format) a PRM folder is a standard ``*ForTokenClassification`` checkpoint with ``num_labels=1``
 (loadable with ``AutoModelForTokenClassification.from_pretrained``) plus the tokenizer and ``prm_config.json``::
 
-    {"format": "e2h-prm", "step_separator": "\\n\\n", "boundary": "first_separator_token",
-     "answer_boundary": "last_token", "kind": "prm", "label_positions": "every_token", "add_bos": true}
+    {"format": "e2h-prm", "version": 2, "step_separator": "\\n\\n", "step_tag": "step_last_token",
+     "kind": "prm", "label_positions": "every_token"}
 
 The authors' released reward checkpoints (ScalableMath/llemma-7b-prm-...) are instead a ``LlamaForCausalLM``
 whose lm_head rows repeat the 2-row reward head; the reward logit is the mean of the lm_head logits over the
@@ -41,14 +41,12 @@ FORMAT = "e2h-prm"
 def default_prm_info(**overrides: Any) -> dict:
     info = {
         "format": FORMAT,
-        "version": 1,
+        "version": 2,
         "step_separator": STEP_SEPARATOR,
-        "boundary": "first_separator_token",  # step k is scored at the first token of the separator after it
-        "answer_boundary": "last_token",  # a step with no separator after it (the answer) at its last token
+        "step_tag": "step_last_token",  # e2h.tokenization rule 4; version 1 read the first separator token
         "score": "sigmoid",
         "kind": "prm",
         "label_positions": "every_token",
-        "add_bos": True,
     }
     info.update(overrides)
     return info
@@ -238,7 +236,7 @@ def load_reward_model(directory: str | os.PathLike, device: str | torch.device =
         with torch.no_grad():
             net.score.weight.copy_(head)
         del lm
-        info = default_prm_info(kind="released", add_bos=tokenizer.bos_token_id is not None)
+        info = default_prm_info(kind="released")
         log.info("loaded %s as a released reward checkpoint (reward = mean lm_head logit)", directory)
     else:
         info = json.loads((directory / PRM_CONFIG_NAME).read_text(encoding="utf-8"))

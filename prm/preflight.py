@@ -1,9 +1,9 @@
 """Step-tag preflight: run before any PRM training or scoring. Each check raises PreflightError with the example
 id and what is wrong; peers ship every one of these bugs silently (reference peers.md, "step-tag plumbing").
 
-1. ``check_separator``: in context, the step separator starts a token of its own, i.e. the boundary token begins
-   exactly at the separator and holds no step text (a BPE merge like ".\\n" would make the "step score" read a
-   token that mixes two steps), and the first separator token is the same token at every step.
+1. ``check_step_tags`` (e2h.tokenization): each step's scored token holds no character of the next step, and is
+   the same token whatever follows the step (a byte-level BPE's ``'ĊĊ'`` at the end of a text but ``'Ċ' 'Ċ'``
+   before more text made peers train the PRM at one token and read it at another).
 2. ``check_positions``: one scored position per step, distinct and increasing, and the labelled positions are
    exactly the labelled steps' positions (every_token: the whole step; boundary: its boundary token).
 3. ``check_truncation``: no labelled position (or its step's boundary) lies beyond the kept tokens.
@@ -13,32 +13,13 @@ id and what is wrong; peers ship every one of these bugs silently (reference pee
 from __future__ import annotations
 
 from e2h.records import StepExample
+from e2h.tokenization import TokenRuleError, check_step_tags, encode
 
-from prm.dataset import EncodedExample, StepLayout, layout, tokenize_with_offsets
+from prm.dataset import EncodedExample, layout, step_ends
 
 
 class PreflightError(ValueError):
     pass
-
-
-def check_separator(tokenizer, lay: StepLayout, ids: list[int], offsets: list[tuple[int, int]],
-                    boundaries: list[int], where: str = "") -> None:
-    first_ids = set()
-    for step, (sep, pos) in enumerate(zip(lay.sep_spans, boundaries)):
-        if sep is None:
-            continue
-        start, end = offsets[pos]
-        if start != sep[0]:
-            piece = lay.text[start:end]
-            raise PreflightError(
-                f"{where}: step {step}'s separator does not start a token in context: the boundary token "
-                f"{piece!r} (chars {start}-{end}) also holds step text; this tokenizer merges across the step "
-                f"separator {lay.text[sep[0]:sep[1]]!r}"
-            )
-        first_ids.add(ids[pos])
-    if len(first_ids) > 1:
-        pieces = sorted(tokenizer.convert_ids_to_tokens(sorted(first_ids)))
-        raise PreflightError(f"{where}: the separator's first token differs between steps: {pieces}")
 
 
 def check_positions(encoded: EncodedExample, label_positions: str) -> None:
@@ -93,39 +74,30 @@ def check_batch(batch_weights, where: str = "batch") -> None:
         raise PreflightError(f"{where}: no labelled position in the micro-batch")
 
 
-def preflight_example(tokenizer, example: StepExample, encoded: EncodedExample, label_positions: str,
-                      add_bos: bool = True) -> None:
+def preflight_example(tokenizer, example: StepExample, encoded: EncodedExample, label_positions: str) -> None:
     """All per-example checks; re-tokenises the text to compare with what the encoder produced."""
     lay = layout(example.problem, example.steps)
-    ids, offsets = tokenize_with_offsets(tokenizer, lay.text, add_bos=add_bos)
-    if ids[:len(encoded.input_ids)] != encoded.input_ids:
+    if encode(tokenizer, lay.text).ids[:len(encoded.input_ids)] != encoded.input_ids:
         raise PreflightError(f"{example.id}: encoded ids differ from the tokenised text")
-    check_separator(tokenizer, lay, ids, offsets, encoded.boundaries, where=example.id)
+    try:
+        positions = check_step_tags(tokenizer, lay.text, lay.step_spans, step_ends(lay), where=example.id)
+    except TokenRuleError as err:
+        raise PreflightError(str(err)) from None
+    if positions != encoded.boundaries:
+        raise PreflightError(f"{example.id}: scored positions {encoded.boundaries} differ from the step-tag rule's "
+                             f"{positions}")
     check_truncation(encoded)
     check_positions(encoded, label_positions)
 
 
 def preflight_dataset(tokenizer, examples: list[StepExample], encoded: list[EncodedExample], label_positions: str,
-                      add_bos: bool = True, limit: int | None = 256) -> int:
+                      limit: int | None = 256) -> int:
     """Check the first ``limit`` examples (all when None); returns how many were checked."""
     by_id = {e.id: e for e in examples}
     checked = 0
     for enc in encoded[: limit if limit is not None else len(encoded)]:
-        preflight_example(tokenizer, by_id[enc.id], enc, label_positions, add_bos)
+        preflight_example(tokenizer, by_id[enc.id], enc, label_positions)
         checked += 1
     if not any(any(w > 0 for w in e.weights) for e in encoded):
         raise PreflightError("no example carries a labelled position")
     return checked
-
-
-def preflight_scoring(tokenizer, prompt: str, steps: list[str], add_bos: bool = True) -> list[int]:
-    """The separator check on a text about to be scored; returns its boundary positions."""
-    from prm.dataset import boundary_positions
-
-    lay = layout(prompt, steps, is_prompt=True)
-    ids, offsets = tokenize_with_offsets(tokenizer, lay.text, add_bos=add_bos)
-    bounds = boundary_positions(lay, offsets)
-    check_separator(tokenizer, lay, ids, offsets, bounds, where="scoring")
-    if len(bounds) != len(steps):
-        raise PreflightError(f"scoring: {len(bounds)} positions for {len(steps)} steps")
-    return bounds

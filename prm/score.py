@@ -5,8 +5,8 @@
     # -> [[0.91, 0.88], ...]   per-step probabilities; the answer step is included, last
 
 A completion is split into steps with e2h.text_format.split_solution and re-joined with format_solution (the
-text the PRM was trained on). Step k is scored at the first token of the separator after it; the last step
-(the answer) at its last token. Completions are batched by length under a token budget. With ``share_prompt``
+text the PRM was trained on). Step k is scored at the token holding its last character (e2h.tokenization rule 4),
+whatever follows it: a length-truncated sample without an answer step is scored on the steps it has. Completions are batched by length under a token budget. With ``share_prompt``
 the N samples of one problem reuse the prompt's KV cache (computed once, repeated across the batch); measured
 on the 2-core CPU with a tiny model and short prompts it is SLOWER (bench/bench_prm_score.py: 12.7x vs 20.5x
 over per-prefix scoring), so it is off by default; turn it on for long prompts on a GPU.
@@ -27,9 +27,10 @@ from pathlib import Path
 
 from e2h.records import Sample, iter_records, save_records
 from e2h.text_format import STEP_SEPARATOR, format_solution, is_answer_step, split_solution
+from e2h.tokenization import TokenRuleError, encode, step_end_positions, token_at_char
 
-from prm.dataset import boundary_positions, layout, token_at_char, tokenize_with_offsets
-from prm.preflight import PreflightError, check_separator
+from prm.dataset import layout, step_ends
+from prm.preflight import PreflightError
 
 AGGREGATIONS = ("min", "prod", "last", "mean")
 
@@ -67,7 +68,6 @@ class PRMScorer:
         if dtype is None:
             dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         self.model, self.tokenizer, self.info = load_reward_model(path, device=self.device, dtype=dtype)
-        self.add_bos = bool(self.info.get("add_bos", True))
         self.batch_tokens = batch_tokens
         self.share_prompt = share_prompt
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
@@ -78,17 +78,22 @@ class PRMScorer:
     # --- encoding ----------------------------------------------------------------------------------------------
 
     def encode(self, prompt: str, steps: list[str]) -> tuple[list[int], list[int]]:
-        """(token ids, boundary position per step) of prompt + format_solution(steps); runs the separator check."""
+        """(token ids, scored position per step) of prompt + format_solution(steps). The scored token must hold
+        no character of the next step (a cheap per-text part of the preflight; the full check, that the token
+        does not depend on what follows, runs at training time and in tests)."""
         if not steps:
-            ids, _ = tokenize_with_offsets(self.tokenizer, prompt, add_bos=self.add_bos)
-            return ids, []
+            return encode(self.tokenizer, prompt).ids, []
         lay = layout(prompt, steps, is_prompt=True)
-        ids, offsets = tokenize_with_offsets(self.tokenizer, lay.text, add_bos=self.add_bos)
-        bounds = boundary_positions(lay, offsets)
-        check_separator(self.tokenizer, lay, ids, offsets, bounds, where="scoring")
-        if len(bounds) != len(steps):
-            raise PreflightError(f"scoring: {len(bounds)} scored positions for {len(steps)} steps")
-        return ids, bounds
+        enc = encode(self.tokenizer, lay.text)
+        try:
+            positions = step_end_positions(enc.offsets, lay.step_spans)
+        except TokenRuleError as err:
+            raise PreflightError(f"scoring: {err}") from None
+        for step, (pos, stop) in enumerate(zip(positions, step_ends(lay))):
+            if enc.offsets[pos][1] > stop:
+                raise PreflightError(f"scoring: step {step}'s scored token runs into the next step; this tokenizer "
+                                     "merges across the step separator")
+        return enc.ids, positions
 
     # --- forward passes ----------------------------------------------------------------------------------------
 
@@ -207,12 +212,11 @@ class PRMScorer:
         with torch.inference_mode():
             for k in range(len(steps)):
                 text = prompt + format_solution(steps[:k + 1])
-                scored_at_separator = not is_answer_step(steps[k])  # every reasoning step, the last one too
                 end = len(text)
-                if scored_at_separator:
+                if not is_answer_step(steps[k]):  # every reasoning step is followed by the separator, the last too
                     text += STEP_SEPARATOR
-                ids, offsets = tokenize_with_offsets(self.tokenizer, text, add_bos=self.add_bos)
-                position = token_at_char(offsets, end if scored_at_separator else end - 1)
+                enc = encode(self.tokenizer, text)
+                ids, position = enc.ids, token_at_char(enc.offsets, end - 1)
                 logits, _ = self.model(torch.tensor([ids], device=self.device))
                 scores.append(float(torch.sigmoid(logits[0, position].float())))
         return scores

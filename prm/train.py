@@ -91,9 +91,7 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
 
     # 1. model and tokenizer: fresh zero head on the backbone; the paper freezes embeddings and norms
     tokenizer = AutoTokenizer.from_pretrained(backbone_path)
-    add_bos = tokenizer.bos_token_id is not None
-    model = RewardModel.from_backbone(backbone_path, kind=pcfg.kind, label_positions=pcfg.label_positions,
-                                      add_bos=add_bos)
+    model = RewardModel.from_backbone(backbone_path, kind=pcfg.kind, label_positions=pcfg.label_positions)
     if pcfg.freeze_embeddings_and_norms:
         model.freeze_embeddings_and_norms()
     lora = pcfg.lora_rank > 0
@@ -104,10 +102,9 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
     # 2. data: tokenise with offsets, drop examples whose labelled step does not fit, preflight the step tags
     examples = load_records(data_path, StepExample)
     train_examples, eval_examples = split_eval(examples, pcfg.eval_size, cfg.run.seed)
-    encoded, dropped = encode_all(tokenizer, train_examples, pcfg.label_positions, pcfg.max_length, add_bos)
-    eval_encoded, _ = encode_all(tokenizer, eval_examples, pcfg.label_positions, pcfg.max_length, add_bos)
-    checked = preflight_dataset(tokenizer, train_examples, encoded, pcfg.label_positions, add_bos,
-                                limit=pcfg.preflight_limit)
+    encoded, dropped = encode_all(tokenizer, train_examples, pcfg.label_positions, pcfg.max_length)
+    eval_encoded, _ = encode_all(tokenizer, eval_examples, pcfg.label_positions, pcfg.max_length)
+    checked = preflight_dataset(tokenizer, train_examples, encoded, pcfg.label_positions, limit=pcfg.preflight_limit)
     lengths = [len(e) for e in encoded]
 
     # 3. batch plan, schedule, engine
@@ -171,17 +168,17 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
     final = {"steps": stop_step, "train_examples": len(encoded), "dropped": dropped, **last}
     if stop_step > start_step or not (out / "checkpoints" / "latest").exists():
         training.save_checkpoint(engine, out, stop_step, client, save_hf, trainable_only=lora)
-    if stop_step == sched.total_steps:
-        if eval_encoded:
-            final.update(evaluate_steps(engine, eval_encoded, pad_id, dist.device))
-        training.save_final(engine, out, save_hf)
-        if pcfg.processbench_eval_size > 0 and dist.is_main:
-            from prm.processbench import evaluate_model_on_processbench
+    # The final model goes where score/serve look, also after --max-steps (a short run is still a run).
+    if eval_encoded:
+        final.update(evaluate_steps(engine, eval_encoded, pad_id, dist.device))
+    training.save_final(engine, out, save_hf)
+    if pcfg.processbench_eval_size > 0 and dist.is_main:
+        from prm.processbench import evaluate_model_on_processbench
 
-            final.update(evaluate_model_on_processbench(str(out), cfg.data.processbench, pcfg.processbench_eval_size))
-        if dist.is_main:
-            logger.log(stop_step, {k: v for k, v in final.items() if k.startswith(("eval/", "processbench/"))},
-                       advance=False)
+        final.update(evaluate_model_on_processbench(str(out), cfg.data.processbench, pcfg.processbench_eval_size))
+    if dist.is_main:
+        logger.log(stop_step, {k: v for k, v in final.items() if k.startswith(("eval/", "processbench/"))},
+                   advance=False)
     logger.close()
     return final
 

@@ -50,13 +50,14 @@ PENCIL_PRM = [
 ]
 Q = "# Question\n\n" + P + "\n\n# Solution\n\n"
 Q5 = Q + "\n\n".join(PRE5) + "\n\n"
+# A reasoning step's SFT target ends with its separator (the model learns to end a step), an answer step with EOS.
 PENCIL_SFT = [
-    (Q, S0, False),
-    (Q + S0 + "\n\n" + H1 + "\n\n", S2, False),
-    (Q + S0 + "\n\n" + H1 + "\n\n" + S2 + "\n\n", S3, False),
-    (Q + S0 + "\n\n" + H1 + "\n\n" + S2 + "\n\n" + S3 + "\n\n", S4, False),
-    (Q5, "So a pencil costs $0.29.", False),
-    (Q5, "Right. One pencil costs $\\$0.29$.", False),
+    (Q, S0 + "\n\n", False),
+    (Q + S0 + "\n\n" + H1 + "\n\n", S2 + "\n\n", False),
+    (Q + S0 + "\n\n" + H1 + "\n\n" + S2 + "\n\n", S3 + "\n\n", False),
+    (Q + S0 + "\n\n" + H1 + "\n\n" + S2 + "\n\n" + S3 + "\n\n", S4 + "\n\n", False),
+    (Q5, "So a pencil costs $0.29.\n\n", False),
+    (Q5, "Right. One pencil costs $\\$0.29$.\n\n", False),
     (Q5, "So the price of a pencil is 29 cents.\n\n# Answer\n\n29", True),
     (Q5, "That means a pencil costs 29 cents.\n\n# Answer\n\n29", True),
 ]
@@ -88,7 +89,7 @@ def test_duplicate_candidates_are_dropped_and_the_walk_stops_without_a_chosen_st
     assert len(rated) == 4  # the walk yields both copies; dedupe happens when examples are built
     assert [(ex.steps, ex.labels) for ex in prm_examples(rated)] == [
         ([a0], [1]), ([a0, a1], [N, 1]), ([a0, a1, a2], [N, N, 0])]
-    assert [ex.completion for ex in sft_examples(rated)] == [a0, a1]
+    assert [ex.completion for ex in sft_examples(rated)] == [a0 + "\n\n", a1 + "\n\n"]
 
 
 def test_phase2_record_counts():

@@ -22,15 +22,15 @@ def test_clean_example_passes_and_labels_sit_on_the_right_tokens(tiny_tokenizer,
     enc = encode_step_example(tiny_tokenizer, example, mode)
     preflight_example(tiny_tokenizer, example, enc, mode)
     tokens = tiny_tokenizer.convert_ids_to_tokens(enc.input_ids)
-    # boundary of a reasoning step = first separator token; of the answer step = its last token
-    assert [tokens[b] for b in enc.boundaries] == ["Ċ", "Ċ", tokens[-1]] and tokens[-1].endswith("17")
+    # every step is scored at the token holding its last character (e2h.tokenization rule 4)
+    assert [tokens[b] for b in enc.boundaries] == [".", ".", tokens[-1]] and tokens[-1].endswith("17")
     labelled = [i for i, w in enumerate(enc.weights) if w]
     if mode == "boundary":
         assert labelled == enc.boundaries[1:]
     else:  # every token of step 1 (incl. its separator) and of the answer step; step 0 is context only
         first = enc.step_ranges[1][0]
         assert labelled == list(range(first, len(tokens)))
-        assert "".join(tokens[first:enc.boundaries[1] + 2]).replace("Ġ", " ") == "3 + 4 = 17.ĊĊ"
+        assert "".join(tokens[first:enc.boundaries[1] + 3]).replace("Ġ", " ") == "3 + 4 = 17.ĊĊ"
     assert [enc.labels[b] for b in enc.boundaries[1:]] == [0.0, 1.0]
 
 
@@ -48,7 +48,7 @@ def test_separator_merged_into_step_text_is_caught():
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>", bos_token="<s>")
     example = _example()
     enc = encode_step_example(tokenizer, example, "every_token")
-    with pytest.raises(PreflightError, match="separator does not start a token"):
+    with pytest.raises(PreflightError, match="merges across the step separator|depends on what follows"):
         preflight_example(tokenizer, example, enc, "every_token")
 
 
@@ -56,7 +56,7 @@ def test_scored_positions_differing_from_labels_are_caught(tiny_tokenizer):
     example = _example()
     enc = encode_step_example(tiny_tokenizer, example, "boundary")
     enc.boundaries = enc.boundaries[:-1]  # a lost step boundary
-    with pytest.raises(PreflightError, match="scored positions for 3 steps"):
+    with pytest.raises(PreflightError, match="differ from the step-tag rule"):
         preflight_example(tiny_tokenizer, example, enc, "boundary")
     enc = encode_step_example(tiny_tokenizer, example, "boundary")
     enc.weights[enc.boundaries[0] - 1] = 1.0  # a label on a token that is no step boundary

@@ -40,7 +40,8 @@ def test_released_format_checkpoint_loads_and_scores(tmp_path, tiny_prm_backbone
     import torch
     from transformers import LlamaForCausalLM
 
-    from prm.dataset import boundary_positions, layout, tokenize_with_offsets
+    from e2h.tokenization import encode, step_end_positions
+    from prm.dataset import layout
     from prm.score import PRMScorer
 
     lm = LlamaForCausalLM.from_pretrained(tiny_prm_backbone)
@@ -55,10 +56,10 @@ def test_released_format_checkpoint_loads_and_scores(tmp_path, tiny_prm_backbone
     scores = PRMScorer(folder).score(PROMPT, COMPLETIONS[:2])
     steps = ["We add 3 and 4.", "3 + 4 = 7.", "# Answer\n\n7"]
     lay = layout(PROMPT, steps, is_prompt=True)
-    ids, offsets = tokenize_with_offsets(tiny_tokenizer, lay.text)
+    enc = encode(tiny_tokenizer, lay.text)
     with torch.no_grad():
-        reward = lm(torch.tensor([ids])).logits[0].mean(dim=-1)  # the released convention, computed directly
-    expected = torch.sigmoid(reward[boundary_positions(lay, offsets)]).tolist()
+        reward = lm(torch.tensor([enc.ids])).logits[0].mean(dim=-1)  # the released convention, computed directly
+    expected = torch.sigmoid(reward[step_end_positions(enc.offsets, lay.step_spans)]).tolist()
     assert scores[0] == pytest.approx(expected, abs=1e-5)
 
     plain = tmp_path / "plain"  # a language model that is no reward model must be refused

@@ -209,7 +209,8 @@ def prm_examples(rated_steps: Iterable[RatedStep], problem_ids: dict[str, str] |
 
 def sft_examples(rated_steps: Iterable[RatedStep], problem_ids: dict[str, str] | None = None,
                  levels: dict[str, int | None] | None = None) -> list[SFTExample]:
-    """SFT examples from +1 candidates only: prompt = question + chosen prefix, completion = the candidate.
+    """SFT examples from +1 candidates only: prompt = question + chosen prefix, completion = the candidate (with
+    its separator after a reasoning step, EOS after the answer step).
 
     >>> ex = sft_examples([RatedStep("1+1?", ("We add.",), ("# Answer\\n\\n2",), 1, "f.jsonl", 1, "s1c0")])[0]
     >>> ex.prompt, ex.completion, ex.eos
@@ -228,9 +229,16 @@ def sft_examples(rated_steps: Iterable[RatedStep], problem_ids: dict[str, str] |
         prompt = format_prompt(rated.problem) + "".join(step + STEP_SEPARATOR for step in rated.prefix)
         out.append(SFTExample(
             id=_example_id(rated), problem_id=problem_ids.get(rated.problem_key, _fallback_id(rated.problem_key)),
-            prompt=prompt, completion=STEP_SEPARATOR.join(rated.steps), eos=rated.is_answer,
+            prompt=prompt, completion=_sft_target(rated), eos=rated.is_answer,
             level=levels.get(rated.problem_key)))
     return out
+
+
+def _sft_target(rated: RatedStep) -> str:
+    """The candidate, and after a reasoning step its separator: the model must learn to end a step with a blank
+    line (the reference gets there by starting each target with "\\n\\n"); the answer step ends with EOS."""
+    text = STEP_SEPARATOR.join(rated.steps)
+    return text if rated.is_answer else text + STEP_SEPARATOR
 
 
 def _fallback_id(problem_key: str) -> str:
