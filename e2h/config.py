@@ -19,6 +19,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from e2h.jsonl import atomic_path
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def resolve_shipped_file(path: str | os.PathLike) -> Path:
+    """A relative path as given if it exists from the working directory, else the file the project ships under that
+    name (``configs/deepspeed/zero2.json`` works from any directory, as a config's defaults promise)."""
+    given = Path(path).expanduser()
+    if given.is_absolute() or given.exists():
+        return given
+    shipped = REPO_ROOT / given
+    return shipped if shipped.exists() else given
+
+
 class ConfigError(ValueError):
     """A config problem; the message names the key."""
 
@@ -50,6 +63,12 @@ class DataSection(Section):
     # PRM800K problems in neither MATH file have no level; the reference keeps them, we leave them out by default
     include_additional_prm800k: bool = False
     max_prm_tokens: int = 736  # applied where a tokenizer is known (prm.dataset), not at data preparation
+    # SFT demonstrations (math source): "prm800k" = +1-rated PRM800K steps (the paper); "math_solutions" = the MATH
+    # reference solutions of the train levels, split into steps (for PRM800K files that cover few easy problems)
+    sft_source: Literal["prm800k", "math_solutions"] = "prm800k"
+    # Only for PRM800K files that label MATH500 problems (the public phase-1 test sample): those problems leave the
+    # test set and may be trained on, so the test set is MATH500 minus them. Never on for the paper's configs.
+    test_excludes_prm800k_problems: bool = False
 
 
 class WorldSection(Section):

@@ -44,13 +44,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from e2h.config import TrainSection
+from e2h.config import TrainSection, resolve_shipped_file
 from e2h.loopback import LOOPBACK, free_port
 
 
 def freeze_embeddings_and_norms(model) -> int:
-    """Freeze the input embeddings and every normalisation layer (the paper's setting); returns #frozen tensors."""
-    modules = [model.get_input_embeddings()] + [m for m in model.modules() if "norm" in type(m).__name__.lower()]
+    """Freeze the input embeddings and every normalisation layer (the paper's setting); returns #frozen tensors.
+
+    An input embedding that is also the output layer (tied embeddings: SmolLM2 and many small models) stays
+    trainable: freezing it would freeze a causal LM's whole output head, which the paper never does."""
+    embeddings = model.get_input_embeddings()
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    tied = output is not None and output.weight is embeddings.weight
+    modules = ([] if tied else [embeddings]) + [m for m in model.modules() if "norm" in type(m).__name__.lower()]
     frozen = 0
     for module in modules:
         for param in module.parameters():
@@ -252,7 +258,7 @@ def fill_auto(config: dict, values: dict[str, Any]) -> dict:
 
 def build_deepspeed_config(cfg: TrainSection, world_size: int, device, json_path: str | None = None) -> dict:
     """The DeepSpeed config dict: the JSON file's ZeRO settings + values from the typed config."""
-    path = Path(json_path or cfg.deepspeed_config)
+    path = resolve_shipped_file(json_path or cfg.deepspeed_config)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -24,7 +24,7 @@ import os
 import types
 from pathlib import Path
 
-from e2h.config import ConfigError, RunConfig, save_config
+from e2h.config import ConfigError, RunConfig, resolve_shipped_file, save_config
 from e2h.manifest import Manifest
 from e2h.text_format import format_prompt
 from policy.process_reward import PRMStepScorer, RolloutScorer
@@ -94,7 +94,7 @@ def trainer_args(cfg: RunConfig, out: Path):
         temperature=g.temperature, max_completion_length=g.max_new_tokens, beta=g.kl_coef, epsilon=g.clip_ratio,
         use_vllm=g.use_vllm, vllm_mode="colocate", vllm_max_model_length=g.max_model_len,
         vllm_gpu_memory_utilization=g.gpu_memory_utilization, use_cpu=not cuda,
-        bf16=cuda and torch.cuda.is_bf16_supported(), deepspeed=g.deepspeed_config,
+        bf16=cuda and torch.cuda.is_bf16_supported(), deepspeed=str(resolve_shipped_file(g.deepspeed_config)) if g.deepspeed_config else None,
         save_strategy="steps", save_steps=g.checkpoint_every, logging_steps=g.log_every,
         report_to=["tensorboard"], seed=g.seed, data_seed=g.seed,
     )

@@ -55,8 +55,9 @@ def fingerprint(cfg: RunConfig, data: Path, init: str) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def run_sft(cfg: RunConfig, force: bool = False) -> dict:
-    """Train (or resume, or skip when done); returns a summary dict."""
+def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -> dict:
+    """Train (or resume, or skip when done); returns a summary dict. ``max_steps`` stops early (the schedule is
+    the full run's); the model is saved where later stages look all the same."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -66,13 +67,18 @@ def run_sft(cfg: RunConfig, force: bool = False) -> dict:
     key = fingerprint(cfg, data, init)
     manifest = Manifest(cfg.out_path("manifest.json"))
     entry = manifest.entries.get(STAGE, {})
-    if not force and manifest.is_done(STAGE) and entry.get("fingerprint") == key:
+    if (not force and manifest.is_done(STAGE) and entry.get("fingerprint") == key
+            and entry.get("max_steps") == max_steps):
         return {**entry.get("summary", {}), "skipped": True}
 
     start_time = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(init)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    items, dropped = tokenize_examples(load_records(data, SFTExample), tokenizer, cfg.sft.max_length)
+    examples = load_records(data, SFTExample)
+    items, dropped = tokenize_examples(examples, tokenizer, cfg.sft.max_length)
+    if not items:
+        raise ConfigError(f"{data}: no SFT example to train on ({len(examples)} read, {dropped} dropped as longer "
+                          f"than sft.max_length={cfg.sft.max_length} or with nothing to learn)")
     lengths = [len(item["input_ids"]) for item in items]
 
     dist = training.init_distributed()
@@ -80,7 +86,7 @@ def run_sft(cfg: RunConfig, force: bool = False) -> dict:
     sched = training.schedule(cfg.sft, len(items) // cfg.sft.global_batch_size)
     torch.manual_seed(cfg.run.seed)
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
-    model.config.use_cache = False
+    model.config.use_cache = False  # training only; saved with the model's own setting (generation needs the cache)
     if cfg.sft.freeze_embeddings_and_norms:
         training.freeze_embeddings_and_norms(model)
     if cfg.sft.lora_rank > 0:
@@ -88,7 +94,9 @@ def run_sft(cfg: RunConfig, force: bool = False) -> dict:
     engine = training.create_engine(model, cfg.sft, dist, sched)
 
     def save_hf(state: dict, folder: Path) -> None:
+        engine.module.config.use_cache = True
         engine.module.save_pretrained(folder, state_dict=state)
+        engine.module.config.use_cache = False
         tokenizer.save_pretrained(folder)
 
     client = None if force else training.resume(engine, out)
@@ -104,7 +112,8 @@ def run_sft(cfg: RunConfig, force: bool = False) -> dict:
     pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
     tokens = 0
     engine.train()
-    for step in range(first, sched.total_steps):
+    stop = sched.total_steps if max_steps is None else min(sched.total_steps, max_steps)
+    for step in range(first, stop):
         indices = training.global_batch(step, len(items), sched.steps_per_epoch, cfg.sft.global_batch_size,
                                         cfg.run.seed)
         losses = []
@@ -118,7 +127,7 @@ def run_sft(cfg: RunConfig, force: bool = False) -> dict:
         logger.log(step + 1, {"loss": training.mean_across_ranks(sum(losses) / len(losses)),
                               "lr": training.current_lr(engine)})
         every = cfg.sft.checkpoint_every
-        if every and (step + 1) % every == 0 and step + 1 < sched.total_steps:
+        if every and (step + 1) % every == 0 and step + 1 < stop:
             training.save_checkpoint(engine, out, step + 1, {"fingerprint": key}, save_hf)
             if pause:
                 time.sleep(pause)
@@ -126,12 +135,13 @@ def run_sft(cfg: RunConfig, force: bool = False) -> dict:
     logger.close()
 
     log = training.read_train_log(out)
-    summary = {"examples": len(items), "dropped_too_long": dropped, "steps": sched.total_steps,
+    summary = {"examples": len(items), "dropped_too_long": dropped, "steps": stop,
                "resumed_from_step": first, "first_loss": log[0]["loss"] if log else None,
                "final_loss": log[-1]["loss"] if log else None, "world_size": dist.world_size,
                "tokens_per_s_this_run": tokens * dist.world_size / max(time.perf_counter() - start_time, 1e-9)}
     if dist.is_main:
-        manifest.mark_done(STAGE, [out / "config.json"], fingerprint=key, output_dir=str(out), summary=summary)
+        manifest.mark_done(STAGE, [out / "config.json"], fingerprint=key, output_dir=str(out), summary=summary,
+                           max_steps=max_steps)
     training.barrier()
     return summary
 
@@ -141,12 +151,14 @@ def add_arguments(parser) -> None:
 
     add_config_arguments(parser)
     parser.add_argument("--force", action="store_true", help="train from scratch even if done or checkpointed")
+    parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (schedule unchanged); "
+                        "the model is saved where later stages look")
 
 
 def run(args) -> int:
     from e2h.config import config_from_args
 
-    summary = run_sft(config_from_args(args), force=args.force)
+    summary = run_sft(config_from_args(args), force=args.force, max_steps=args.max_steps)
     if int(os.environ.get("RANK", "0")) == 0:
         if summary.get("skipped"):
             print("sft: already done with this config (use --force to retrain)")

@@ -48,6 +48,9 @@ def _import_vllm():
     return vllm
 
 
+CPU_DEFAULT_KV_CACHE_GIB = 1.0
+
+
 class VLLMGenerator:
     """A ``vllm.LLM`` behind the Generator interface."""
 
@@ -67,6 +70,10 @@ class VLLMGenerator:
         cpu = on_cpu()
         if dtype == "auto" and cpu:
             dtype = "float32"  # vLLM's CPU kernels and our tiny models are fp32; bf16 on AVX2 is slow
+        if kv_cache_gib is None and cpu and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+            # vLLM 0.32's CPU backend sizes its KV cache from that variable alone and fails to start without it;
+            # the config's size (or this default) is applied here so no wrapper script is needed.
+            kv_cache_gib = CPU_DEFAULT_KV_CACHE_GIB
         if kv_cache_gib is not None:
             engine_kwargs["kv_cache_memory_bytes"] = int(kv_cache_gib * (1 << 30))
         if cpu:

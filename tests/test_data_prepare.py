@@ -65,7 +65,7 @@ def test_prepare_end_to_end(setup, monkeypatch, capsys):
     sft = load_records(data / "sft_train.jsonl", SFTExample)
     assert {ex.problem for ex in prm} == {easy.problem} and len(prm) == 3
     assert {(ex.problem_id, ex.level) for ex in prm} == {(easy.id, 2)}
-    assert [ex.completion for ex in sft] == ["We work it out.", "So it is 0.\n\n# Answer\n\n0"]
+    assert [ex.completion for ex in sft] == ["We work it out.\n\n", "So it is 0.\n\n# Answer\n\n0"]
     assert [ex.eos for ex in sft] == [False, True]
 
     train = load_records(data / "prompts_train.jsonl", Problem)

@@ -20,7 +20,8 @@ import re
 
 from e2h.data.rows import field, iter_rows
 from e2h.jsonl import RecordError
-from e2h.records import Problem
+from e2h.records import Problem, SFTExample
+from e2h.text_format import format_prompt, format_solution
 
 TRAIN_ORIGIN = "math12k:train"
 TEST_ORIGIN = "math12k:test"
@@ -96,3 +97,52 @@ def load_math500(source: str) -> list[Problem]:
 
 def is_test_origin(problem: Problem) -> bool:
     return problem.source == TEST_ORIGIN
+
+
+# --- reference solutions as step-by-step demonstrations ---------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\\$(])")
+_DISPLAY_MATH = re.compile(r"\$\$.*?\$\$|\\\[.*?\\\]|\\begin\{(align\*?|equation\*?|eqnarray\*?)\}.*?\\end\{\1\}",
+                           re.DOTALL)
+
+
+def solution_steps(solution: str) -> list[str]:
+    """A MATH reference solution as e2h reasoning steps: one step per sentence or display equation, as the
+    reference's MetaMath conversion splits ("newlines, '. ' and display-math ends"), never inside math.
+
+    >>> solution_steps("We have $x = 2$. Then $y = 3.$\\n\\n$$z = 5.$$ So $\\\\boxed{5}$.")
+    ['We have $x = 2$.', 'Then $y = 3.$', '$$z = 5.$$', 'So $\\\\boxed{5}$.']
+    """
+    pieces: list[str] = []
+    cursor = 0
+    for match in _DISPLAY_MATH.finditer(solution):  # display blocks are steps of their own, kept whole
+        pieces += _prose_steps(solution[cursor:match.start()])
+        pieces.append(" ".join(line.strip() for line in match.group(0).splitlines() if line.strip()))
+        cursor = match.end()
+    pieces += _prose_steps(solution[cursor:])
+    return [p for p in pieces if p]
+
+
+def _prose_steps(text: str) -> list[str]:
+    steps = []
+    for paragraph in text.split("\n"):
+        sentence = ""
+        for part in _SENTENCE_END.split(paragraph.strip()):
+            sentence = f"{sentence} {part}".strip() if sentence else part.strip()
+            if sentence.count("$") % 2 == 0:  # a sentence end inside inline math is no sentence end
+                steps.append(sentence)
+                sentence = ""
+        if sentence:
+            steps.append(sentence)
+    return [s for s in steps if s]
+
+
+def demonstration(problem: Problem) -> SFTExample | None:
+    """The problem's reference solution as one SFT example in e2h's format (None without a solution)."""
+    if not problem.solution or not problem.answer.strip():
+        return None
+    steps = solution_steps(problem.solution)
+    if not steps:
+        return None
+    return SFTExample(id=f"{problem.id}/demo", problem_id=problem.id, prompt=format_prompt(problem.problem),
+                      completion=format_solution(steps, problem.answer), eos=True, level=problem.level)

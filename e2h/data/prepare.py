@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterable
 
 from e2h.config import ConfigError, RunConfig, save_config
-from e2h.data.math import load_math500, load_math_train
+from e2h.data.math import demonstration, load_math500, load_math_train
 from e2h.data.prm800k import RatedStep, iter_rated_steps, prm_examples, sft_examples
 from e2h.data.rows import normalize_problem_text
 from e2h.data.splits import HeldOut, select_levels, split_validation
@@ -98,11 +98,21 @@ def prm800k_problem_filter(rated: Iterable[RatedStep], train: list[Problem], hel
     return kept, ids, levels
 
 
+def prm800k_problem_texts(sources: list[str]) -> set[str]:
+    """Normalised texts of the problems the PRM800K files label."""
+    return {rated.problem_key for source in sources for rated in iter_rated_steps(source)}
+
+
 def build_math(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
     data = cfg.data
     train_all = load_math_train(data.math_train)
     math500 = load_math500(data.math500)
     train_rest, validation = split_validation(train_all, math500, data.validation_size, data.validation_seed)
+    if data.test_excludes_prm800k_problems:  # see DataSection: the labelled MATH500 problems move to train
+        labelled = prm800k_problem_texts(data.prm800k)
+        moved = [p for p in math500 if normalize_problem_text(p.problem) in labelled]
+        math500 = [p for p in math500 if normalize_problem_text(p.problem) not in labelled]
+        train_rest = train_rest + moved
     held = HeldOut.of(math500, validation)
     prompts_train = held.filter(select_levels(train_rest, data.prompt_levels))
 
@@ -117,7 +127,12 @@ def build_math(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
         rated.extend(kept)
         ids.update(source_ids)
         levels.update(source_levels)
-    sets = {"prm_train": prm_examples(rated, ids, levels), "sft_train": sft_examples(rated, ids, levels),
+    if data.sft_source == "math_solutions":
+        demos = [demonstration(p) for p in held.filter(select_levels(train_rest, data.train_levels))]
+        sft = [d for d in demos if d is not None]
+    else:
+        sft = sft_examples(rated, ids, levels)
+    sets = {"prm_train": prm_examples(rated, ids, levels), "sft_train": sft,
             "prompts_train": prompts_train, "prompts_validation": validation, "prompts_test": math500}
     return sets, solutions
 
@@ -157,6 +172,16 @@ def summarize(sets: dict[str, list], solutions: Counter) -> dict:
     return summary
 
 
+def _why_empty(cfg: RunConfig, solutions: Counter) -> str:
+    if cfg.data.source != "math":
+        return f"no world problem at data.train_levels={cfg.data.train_levels}"
+    counts = ", ".join(f"{reason}: {n}" for reason, n in sorted(solutions.items())) or "none read"
+    hint = (" Every labelled problem is held out (MATH500 or validation): PRM800K's public phase-1 test files "
+            "label MATH500 problems; see data.test_excludes_prm800k_problems.") if solutions.get("held_out") else ""
+    return (f"PRM800K solutions by outcome ({counts}) with data.train_levels={cfg.data.train_levels}, "
+            f"data.prm800k={cfg.data.prm800k}.{hint}")
+
+
 def _by_level(rows: list) -> dict[str, int]:
     counts = Counter(getattr(row, "level", None) for row in rows)
     return {("none" if k is None else str(k)): counts[k] for k in sorted(counts, key=lambda k: (k is None, k or 0))}
@@ -181,6 +206,9 @@ def prepare(cfg: RunConfig, force: bool = False) -> dict:
     manifest.forget(STAGE)  # from here on the old outputs no longer count
 
     sets, solutions = build_math(cfg) if cfg.data.source == "math" else build_world(cfg)
+    for name in ("prm_train", "sft_train"):
+        if not sets[name]:
+            raise ConfigError(f"data prepare: 0 {name} rows: {_why_empty(cfg, solutions)}")
     paths = output_paths(cfg)
     for name, rows in sets.items():
         save_records(paths[name], rows)
