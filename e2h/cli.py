@@ -15,6 +15,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "e2h.pipeline", "the whole pipeline offline on the leveled world with tiny models (CPU, ~10 min)"),
     ("data", "e2h.data.commands", "prepare PRM / SFT data and prompt sets; inspect loaders"),
     ("world", "e2h.world.commands", "generate the offline leveled world and its tiny models"),
+    ("models", "e2h.models", "convert a packaged pretrained model (SmolLM2-135M GGUF) into an HF checkpoint, once"),
     ("doctor", "e2h.doctor", "check versions, devices, disk, paths, collectives and the Ray cluster before a run"),
     ("sft", "policy.sft", "fine-tune the policy on step-formatted solutions with DeepSpeed (resumable)"),
     ("sample", "policy.sample", "sample N solutions per problem with vLLM (sharded, resumable, Ray actors)"),

