@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "math500.jsonl"
+DEFAULT_DATA = ROOT / "tests" / "data" / "math500.jsonl"
 
 
 def build_pairs(path: Path) -> tuple[list[tuple[str, str]], list[bool]]:
