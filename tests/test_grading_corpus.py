@@ -27,12 +27,15 @@ MATH_CONVENTION = {
     136: "same: no \\boxed / answer line in the response",
     156: "same: no \\boxed / answer line in the response",
 }
-# Issue #3: >= 98%. Known misses (5 of 495, 99.0%), each a Math-Verify/lighteval quirk with no MATH rule:
+# Row 120 ("0.0833333333333333" for 1/12) is Math-Verify's rounding; under the default numeric convention
+# (grading.numeric: exact, PRM800K's) it is wrong, under rel_tol right: see test_numeric_convention_row.
+NUMERIC_CONVENTION = {120: {"exact": False, "rel_tol": True}}
+# Issue #3 asked >= 98%. Known misses (4 of 495, 99.2%), each a Math-Verify/lighteval quirk with no MATH rule:
 #   28, 29   "Answer $ \n 9 \n $": Math-Verify refuses math delimiters spanning a line break (label false)
 #   181      "\\boxed{35 cm} ++++++ \\boxed{4}" read as one list answer
 #   206      an unclosed, doubly escaped "\\boxed{W(n) = 1 ..." against "W(x)=1orW(x)=-1"
-#   247      \sum_{k=0}^{n-1} (summation is not in the whitelist parser)
-MIN_AGREEMENT = 0.98
+# Row 247 (\sum_{k=0}^{n-1} with the factors swapped) passes since issue #20: sums are compared by structure.
+MIN_AGREEMENT = 0.99
 
 
 def _rows():
@@ -42,7 +45,8 @@ def _rows():
 def test_grader_cases_agreement():
     rows = [(i, r) for i, r in enumerate(_rows()) if not any(r.get(f) for f in UNSAFE_FLAGS)]
     verdicts = grade_many([(r["pred"], r["gold"]) for _, r in rows], timeout_s=5.0)
-    expected = [(not r["equivalent"]) if i in MATH_CONVENTION else r["equivalent"] for i, r in rows]
+    expected = [NUMERIC_CONVENTION[i]["exact"] if i in NUMERIC_CONVENTION else
+                (not r["equivalent"]) if i in MATH_CONVENTION else r["equivalent"] for i, r in rows]
     wrong = [(i, r["gold"][:40], r["pred"][:60], v.reason) for (i, r), v, e in zip(rows, verdicts, expected)
              if v.correct != e]
     agreement = 1 - len(wrong) / len(rows)
@@ -72,3 +76,10 @@ def test_math500_extract_then_grade_and_neighbours():
 
     for a, b in same:
         assert plain(a) == plain(b), (a, b)
+
+
+def test_numeric_convention_row():
+    rows = _rows()
+    for i, by_convention in NUMERIC_CONVENTION.items():
+        for numeric, correct in by_convention.items():
+            assert grade_many([(rows[i]["pred"], rows[i]["gold"])], numeric=numeric)[0].correct is correct, (i, numeric)

@@ -63,10 +63,10 @@ TOO_DEEP = ("too_deep",)  # the node of an answer nested deeper than the parser'
 
 
 @lru_cache(maxsize=65536)
-def _analyse(answer: str, decimal_comma: bool = True) -> tuple[str, str, object]:
+def _analyse(answer: str, comma_in_number: bool = True) -> tuple[str, str, object]:
     """(cleaned, key, parsed node or None, or TOO_DEEP) for one extracted answer; cached because answers
     repeat. The whole answer is parsed; when it cannot be, it is compared as a whole normalised string."""
-    cleaned = clean_answer(answer, decimal_comma=decimal_comma)
+    cleaned = clean_answer(answer, comma_in_number=comma_in_number)
     if len(cleaned) > MAX_ANSWER_CHARS:
         return cleaned, cleaned, None
     try:
@@ -139,8 +139,9 @@ def _prepare(pred_text: str | None, gold: str, numeric: str, rel_tol: float, pre
         return _Prepared(pred_answer[:100], None, None, gold_clean, gold_key,
                          Verdict(False, "too_deep", pred_answer[:100], None, gold_key))
     if gold_node is not None and gold_node[0] in ("list", "set") and pred_node is not None and pred_node[0] == "expr":
-        # "19,22" reads as a European decimal 19.22 or as the list 19, 22: against a list gold, the list
-        list_reading = _analyse(pred_answer, decimal_comma=False)
+        # "19,22" reads as a European decimal 19.22 or as the list 19, 22 ("81,256" as 81256 or a list):
+        # against a list gold, the list
+        list_reading = _analyse(pred_answer, comma_in_number=False)
         if list_reading[0] != pred_clean and list_reading[2] not in (None, TOO_DEEP):
             pred_clean, pred_key, pred_node = list_reading
     if pred_key != gold_key and (pred_text is None or len(pred_text) <= IN_PROCESS_EXTRACT_CHARS):
