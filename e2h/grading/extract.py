@@ -166,7 +166,7 @@ def answer_candidate(text: str | None, bare_max_chars: int = 200) -> str | None:
 # same rule as a bare answer in normalize.clean_answer).
 # A number inside a token ("pytest-3/x", "a-3b") is not a number in prose.
 _NUMBER_RE = re.compile(
-    r"(?<![\w.\\/-])-?\d+(?:(?:,\d{3})+(?!\d)(?:\.\d+)?|,\d{2}(?![\d,])|\.\d+)?(?![\w/\\-])")
+    r"(?<![\w.\\/-])-?\d+(?:(?:,\d{3})+(?!\d)(?:\.\d+)?|,\d{2}(?![\d,])|\.\d+)?")
 # Inside $..$ an English word (3+ letters, lower case after an optional capital; not a function, not the
 # list glue "and") or a '?' means the dollar signs were money or prose, not math delimiters:
 # "how many $? just about 1$" -> 1. Commands and subscripts (S_{MBCN}) are removed before the search.
