@@ -761,7 +761,28 @@ class _ExprParser:
         self.enter()
         body = self.term()
         self.depth -= 1
+        if var_name == "i":  # \\sum_{i=1}: here i is the index, not the imaginary unit
+            body = _index_for_i(body)
         return (name, var_name, lower, upper, body)
+
+
+def _index_for_i(node):
+    """The tree with the constant I read back as the symbol i (a summation index named i)."""
+    kind = node[0]
+    if node == ("const", "I"):
+        return ("sym", "i")
+    if kind in ("num", "sym", "const"):
+        return node
+    if kind in ("add", "mul"):
+        return (kind, [_index_for_i(c) for c in node[1]])
+    if kind in ("neg", "fact"):
+        return (kind, _index_for_i(node[1]))
+    if kind == "fn":
+        return (kind, node[1], _index_for_i(node[2]))
+    if kind in ("sum", "prod"):
+        return (kind, node[1], _index_for_i(node[2]), _index_for_i(node[3]),
+                node[4] if node[1] == "i" else _index_for_i(node[4]))
+    return (kind, _index_for_i(node[1]), _index_for_i(node[2]))
 
 
 def _name(node) -> str:
