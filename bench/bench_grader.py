@@ -2,6 +2,9 @@
 
 Pairs: every MATH500 gold against itself (500) and against the next problem's gold (500) = 1000.
 Labels: gold-vs-gold is equivalent; gold-vs-neighbour is not, except literal duplicates.
+Hostile sizes: 256 KB, 1 MB and 4 MB predictions (repeated boxes, unclosed boxes, plain text): seconds per
+call, and the verdict; each must come back inside the timeout (1 MB is under the input limit and is
+extracted in a killable worker; 4 MB is over it: too_long at once).
 
     python bench/bench_grader.py            # math-verify is optional: pip install 'math-verify[antlr4_13_2]'
 """
@@ -17,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "math500.jsonl"
+DEFAULT_DATA = ROOT / "tests" / "data" / "math500.jsonl"
 
 
 def build_pairs(path: Path) -> tuple[list[tuple[str, str]], list[bool]]:
@@ -63,6 +66,32 @@ def run_math_verify(pairs, timeout_s: float) -> tuple[list[bool], float] | None:
     return out, time.perf_counter() - start
 
 
+def hostile_inputs() -> list[tuple[str, str]]:
+    rows = []
+    for size, label in ((256_000, "256 KB"), (1_000_000, "1 MB"), (4_000_000, "4 MB")):
+        rows.append((f"{label} of \\boxed{{1}}", ("\\boxed{1}" * (size // 9 + 1))[:size]))
+        rows.append((f"{label} of \\boxed{{ left open", ("\\boxed{" * (size // 7 + 1))[:size]))
+        rows.append((f"{label} of prose, one box at the end", ("We add the terms. " * (size // 18))[: size - 11]
+                     + "\\boxed{42}"))
+    return rows
+
+
+def run_hostile(timeout_s: float, workers: int) -> bool:
+    from e2h.grading import grade
+
+    ok = True
+    print(f"hostile sizes (timeout {timeout_s:g} s per call):")
+    for label, text in hostile_inputs():
+        start = time.perf_counter()
+        verdict = grade(text, "42", timeout_s=timeout_s)
+        seconds = time.perf_counter() - start
+        inside = seconds < timeout_s
+        ok &= inside
+        print(f"  {label:<40} {len(text):>9,} chars  {seconds:7.3f} s/call  {verdict.reason:<16} "
+              f"{'inside' if inside else 'OVER'} the timeout")
+    return ok
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -74,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     agree = sum(o == l for o, l in zip(ours, labels)) / len(pairs)
     print(f"e2h.grading : {len(pairs)} pairs in {t_ours:.3f}s = {len(pairs) / t_ours:,.0f} pairs/s, "
           f"agreement with labels {100 * agree:.1f}%")
+    hostile_ok = run_hostile(args.timeout, args.workers)
     mv = run_math_verify(pairs, args.timeout)
     if mv is not None:
         theirs, t_mv = mv
@@ -82,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"math-verify : {len(pairs)} pairs in {t_mv:.3f}s = {len(pairs) / t_mv:,.0f} pairs/s, "
               f"agreement with labels {100 * agree_mv:.1f}%")
         print(f"speed ratio e2h / math-verify = {t_mv / t_ours:.1f}x; the two graders agree on {100 * both:.1f}%")
-    return 0
+    return 0 if hostile_ok else 1
 
 
 if __name__ == "__main__":

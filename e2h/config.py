@@ -212,6 +212,17 @@ class EvalSection(Section):
     grader_workers: int = 2
 
 
+class GradingSection(Section):
+    """How answers are compared (e2h.grading; README "The grader"): the numeric convention.
+
+    exact   (default) numbers equal only exactly, decimals read as exact rationals (0.5 == 1/2, 0.0833 != 1/12):
+            PRM800K's grader (exact after normalisation), so accuracies match the labels the PRM learnt from.
+    rel_tol a decimal on either side matches within `rel_tol` relative (math-verify rounds instead)."""
+
+    numeric: Literal["exact", "rel_tol"] = "exact"
+    rel_tol: float = Field(default=1e-9, gt=0, lt=1)
+
+
 class PPOSection(TrainSection):
     """PPO with process rewards (reference §4); defaults are the PRM800K run's."""
 
@@ -340,6 +351,7 @@ class RunConfig(Section):
     sample: SampleSection = Field(default_factory=SampleSection)
     score: ScoreSection = Field(default_factory=ScoreSection)
     eval: EvalSection = Field(default_factory=EvalSection)
+    grading: GradingSection = Field(default_factory=GradingSection)
     ppo: PPOSection = Field(default_factory=PPOSection)
     grpo: GRPOSection = Field(default_factory=GRPOSection)
     serve: ServeSection = Field(default_factory=ServeSection)

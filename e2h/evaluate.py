@@ -98,6 +98,8 @@ class Grades:
     source: str
     graded_pairs: int = 0
     cache_hits: int = 0
+    numeric: str = "exact"  # the numeric convention (grading.numeric) and its tolerance, for the report
+    rel_tol: float | None = None
 
     @property
     def counts(self) -> dict[str, int]:
@@ -116,7 +118,7 @@ def _extract(completion: str) -> str | None:
 
 
 def grade_samples(samples: list[Sample], timeout_s: float, workers: int, cache_path: Path | None = None,
-                  regrade: bool = True) -> Grades:
+                  regrade: bool = True, numeric: str = "exact", rel_tol: float = 1e-9) -> Grades:
     """Grade every sample once: distinct (answer, gold) pairs go to ``grade_many`` (cached on disk)."""
     from e2h.grading import GRADER_VERSION, grade_many, normalize_answer
 
@@ -124,23 +126,25 @@ def grade_samples(samples: list[Sample], timeout_s: float, workers: int, cache_p
         keys = [normalize_answer(s.pred_answer) or None if s.pred_answer is not None else None for s in samples]
         return Grades(keys, [bool(s.correct) and k is not None for s, k in zip(samples, keys)],
                       [s.grade_reason or ("no_answer" if k is None else "from_samples") for s, k in zip(samples, keys)],
-                      grader_version="from the samples file", source="samples file")
+                      grader_version="from the samples file", source="samples file", numeric="from the samples file")
+    convention = f"{GRADER_VERSION} numeric={numeric}" + (f" rel_tol={rel_tol:g}" if numeric == "rel_tol" else "")
     cache: dict[str, list] = {}
     if cache_path is not None and cache_path.exists():
         stored = json.loads(cache_path.read_text(encoding="utf-8"))
-        if stored.get("grader_version") == GRADER_VERSION:
+        if stored.get("grader_version") == convention:  # another grader or convention: grade again
             cache = stored.get("entries", {})
     answers = [_extract(s.completion) for s in samples]
     pair_key = [json.dumps([a, s.gold_answer]) if a is not None else None for a, s in zip(answers, samples)]
     todo = sorted({k for k in pair_key if k is not None and k not in cache})
     hits = sum(1 for k in set(pair_key) if k is not None and k in cache)
     if todo:
-        verdicts = grade_many([tuple(json.loads(k)) for k in todo], timeout_s=timeout_s, workers=workers)
+        verdicts = grade_many([tuple(json.loads(k)) for k in todo], timeout_s=timeout_s, workers=workers,
+                              numeric=numeric, rel_tol=rel_tol)
         for k, v in zip(todo, verdicts):
             cache[k] = [bool(v.correct), v.reason, v.pred_normalized or None]
         if cache_path is not None:
             keep = {k: v for k, v in cache.items() if v[1] != "timeout"}  # a timeout may be a busy machine
-            write_json(cache_path, {"grader_version": GRADER_VERSION, "entries": keep})
+            write_json(cache_path, {"grader_version": convention, "entries": keep})
     keys, correct, reasons = [], [], []
     for a, k in zip(answers, pair_key):
         if k is None:
@@ -150,7 +154,8 @@ def grade_samples(samples: list[Sample], timeout_s: float, workers: int, cache_p
         keys.append(norm if norm is not None else normalize_answer(a))
         correct.append(bool(ok))
         reasons.append(reason)
-    return Grades(keys, correct, reasons, GRADER_VERSION, "grader", graded_pairs=len(todo), cache_hits=hits)
+    return Grades(keys, correct, reasons, GRADER_VERSION, "grader", graded_pairs=len(todo), cache_hits=hits,
+                  numeric=numeric, rel_tol=rel_tol if numeric == "rel_tol" else None)
 
 
 # --------------------------------------------------------------------------------------------------- pools
@@ -278,6 +283,7 @@ def compute_metrics(samples: list[Sample], grades: Grades, cfg, config_dump: dic
         "metrics_version": METRICS_VERSION,
         "grader_version": grades.grader_version,
         "grades_source": grades.source,
+        "numeric_convention": _numeric_convention(grades),
         "inputs": list(inputs),
         "config": config_dump or {},
         "eval": cfg.model_dump(mode="json"),
@@ -310,6 +316,20 @@ def compute_metrics(samples: list[Sample], grades: Grades, cfg, config_dump: dic
     }
 
 
+_NUMERIC_MEANING = {
+    "exact": "numbers equal only exactly; decimals are exact rationals (PRM800K's grader: exact after normalisation)",
+    "rel_tol": "a decimal matches within a relative tolerance (math-verify rounds to 6 decimal places instead)",
+}
+
+
+def _numeric_convention(grades: Grades) -> str:
+    """The numeric convention the grades used, in words (the report prints it)."""
+    if grades.numeric not in _NUMERIC_MEANING:
+        return grades.numeric
+    tol = f" {grades.rel_tol:g}" if grades.rel_tol is not None else ""
+    return f"{grades.numeric}{tol}: {_NUMERIC_MEANING[grades.numeric]}"
+
+
 def evaluate(config, samples_path: str | Path, out_dir: str | Path) -> dict:
     """Grade, rerank, write metrics.json + report.md + report.html into out_dir; returns the metrics."""
     from e2h.report import write_report
@@ -319,7 +339,7 @@ def evaluate(config, samples_path: str | Path, out_dir: str | Path) -> dict:
     samples = load_samples(paths)
     cfg = config.eval
     grades = grade_samples(samples, cfg.grader_timeout_s, cfg.grader_workers, out_dir / "grades_cache.json",
-                           regrade=cfg.regrade)
+                           regrade=cfg.regrade, numeric=config.grading.numeric, rel_tol=config.grading.rel_tol)
     metrics = compute_metrics(samples, grades, cfg, config.model_dump(mode="json"), [str(p) for p in paths])
     metrics["run_name"] = config.run.name
     write_json(out_dir / "metrics.json", _finite(metrics))

@@ -1,4 +1,4 @@
-"""The grader against real data: the labelled corpus and MATH500 (shared/data, see its README §1, §6)."""
+"""The grader against real data: the labelled corpus and MATH500 (tests/data, sources in tests/data/LICENSES.md)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,9 @@ import json
 import re
 from pathlib import Path
 
-import pytest
-
 from e2h.grading import extract_answer, grade_many
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA.exists():
-    DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parent / "data"
 CASES = DATA / "grader_cases.jsonl"
 MATH500 = DATA / "math500.jsonl"
 
@@ -31,23 +27,26 @@ MATH_CONVENTION = {
     136: "same: no \\boxed / answer line in the response",
     156: "same: no \\boxed / answer line in the response",
 }
-# Issue #3: >= 98%. Known misses (5 of 495, 99.0%), each a Math-Verify/lighteval quirk with no MATH rule:
+# Row 120 ("0.0833333333333333" for 1/12) is Math-Verify's rounding; under the default numeric convention
+# (grading.numeric: exact, PRM800K's) it is wrong, under rel_tol right: see test_numeric_convention_row.
+NUMERIC_CONVENTION = {120: {"exact": False, "rel_tol": True}}
+# Issue #3 asked >= 98%. Known misses (4 of 495, 99.2%), each a Math-Verify/lighteval quirk with no MATH rule:
 #   28, 29   "Answer $ \n 9 \n $": Math-Verify refuses math delimiters spanning a line break (label false)
 #   181      "\\boxed{35 cm} ++++++ \\boxed{4}" read as one list answer
 #   206      an unclosed, doubly escaped "\\boxed{W(n) = 1 ..." against "W(x)=1orW(x)=-1"
-#   247      \sum_{k=0}^{n-1} (summation is not in the whitelist parser)
-MIN_AGREEMENT = 0.98
+# Row 247 (\sum_{k=0}^{n-1} with the factors swapped) passes since issue #20: sums are compared by structure.
+MIN_AGREEMENT = 0.99
 
 
 def _rows():
     return [json.loads(line) for line in CASES.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@pytest.mark.skipif(not CASES.exists(), reason="shared/data/grader_cases.jsonl is not in this checkout")
 def test_grader_cases_agreement():
     rows = [(i, r) for i, r in enumerate(_rows()) if not any(r.get(f) for f in UNSAFE_FLAGS)]
     verdicts = grade_many([(r["pred"], r["gold"]) for _, r in rows], timeout_s=5.0)
-    expected = [(not r["equivalent"]) if i in MATH_CONVENTION else r["equivalent"] for i, r in rows]
+    expected = [NUMERIC_CONVENTION[i]["exact"] if i in NUMERIC_CONVENTION else
+                (not r["equivalent"]) if i in MATH_CONVENTION else r["equivalent"] for i, r in rows]
     wrong = [(i, r["gold"][:40], r["pred"][:60], v.reason) for (i, r), v, e in zip(rows, verdicts, expected)
              if v.correct != e]
     agreement = 1 - len(wrong) / len(rows)
@@ -60,7 +59,6 @@ def test_grader_cases_agreement():
     assert answer_agreement >= 0.96, answer_agreement
 
 
-@pytest.mark.skipif(not MATH500.exists(), reason="shared/data/math500.jsonl is not in this checkout")
 def test_math500_extract_then_grade_and_neighbours():
     rows = [json.loads(line) for line in MATH500.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(rows) == 500
@@ -78,3 +76,10 @@ def test_math500_extract_then_grade_and_neighbours():
 
     for a, b in same:
         assert plain(a) == plain(b), (a, b)
+
+
+def test_numeric_convention_row():
+    rows = _rows()
+    for i, by_convention in NUMERIC_CONVENTION.items():
+        for numeric, correct in by_convention.items():
+            assert grade_many([(rows[i]["pred"], rows[i]["gold"])], numeric=numeric)[0].correct is correct, (i, numeric)

@@ -234,6 +234,19 @@ RULES = [
     ("assignments", "(1,2)", "x=1, y=2", True),
     ("assignments", "2, 1", "x=1, y=2", False),
     ("assignments", "2, 1", "x_1 = 1, x_2 = 2", True),
+    # \\sum, \\prod: exact when the bounds are small integers (evaluate.MAX_SUM_TERMS), else by structure
+    ("sum", "\\sum_{k=1}^{10} k^2", "385", True),
+    ("sum", "\\sum_{k=1}^{10} k^2", "384", False),
+    ("sum", "\\sum\\limits_{k=1}^{10} k", "55", True),
+    ("sum", "\\sum_{k=1}^{10} k + 1", "56", True),  # the body is the product term: (sum k) + 1
+    ("sum", "\\sum_{i=1}^{3}\\sum_{j=1}^{i} j", "10", True),  # nested, inner bound on the outer index
+    ("sum", "\\prod_{k=1}^{5} k", "5!", True),
+    ("sum", "\\prod_{k=1}^{5} \\frac{k}{k+1}", "\\frac{1}{6}", True),
+    ("sum", "\\sum_{k=1}^{100000} k", "5000050000", False),  # over the term limit: structure only
+    ("sum", "\\sum_{j=1}^{n} j^2", "\\sum_{k=1}^{n} k^2", True),  # the index is renamed
+    ("sum", "\\sum_{j=1}^{n} j^3", "\\sum_{k=1}^{n} k^2", False),
+    ("sum", "\\sum_{k=0}^{n} k", "\\sum_{k=1}^{n} k", False),  # bounds are compared, not values
+    ("sum", "F_n = \\sum_{k=0}^{n-1} F_{n-k-1} F_k", "F_n = \\sum_{k=0}^{n-1} F_k F_{n-k-1}", True),
 ]
 
 

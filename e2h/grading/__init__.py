@@ -15,7 +15,7 @@ from __future__ import annotations
 from e2h.grading.extract import extract_answer
 from e2h.grading.normalize import normalize_answer
 
-GRADER_VERSION = "e2h-grader-1.0"
+GRADER_VERSION = "e2h-grader-2.0"  # 2.0: whole answers, text answers, sums, numeric convention (issue #20)
 
 __all__ = [
     "GRADER_VERSION", "Verdict", "answers_equivalent", "extract_answer", "grade", "grade_many", "normalize_answer",

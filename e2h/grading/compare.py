@@ -12,7 +12,11 @@ Rules (MATH conventions):
     equations with math on both sides: proportional            2x+4y-3=0 == y = -x/2 + 3/4
     inequalities in one variable: as intervals                 x \\ge 5 == 5 \\le x
     |x| between constants: as intervals                        1 \\le |z| \\le 2 == [-2,-1] \\cup [1,2]
-    numbers: exact rationals; decimals within 1e-9 relative    0.5 == \\frac12, 3.14 != \\pi
+    numbers: exact rationals (grading.numeric: exact, the default)   0.5 == \\frac12, 3.14 != \\pi
+             or, with grading.numeric: rel_tol, a decimal within rel_tol  0.0833333333 == 1/12 (rel_tol 1e-9)
+    sums, products: evaluated when the bounds are small integers  \\sum_{k=1}^{10} k == 55
+                    else by structure (bounds, then the body)      \\sum_{k=0}^{n-1} a_k b_k == \\sum_{j=0}^{n-1} b_j a_j
+    word answers: case- and space-insensitive text             \\text{Devon} == devon
     constants: 40-digit evaluation                             \\sqrt{117} == 3\\sqrt{13}
     expressions with symbols: 40-digit evaluation at random points to reject,
     SymPy simplify(a - b) == 0 (in a worker) to accept        (x+1)^2 == x^2+2x+1
@@ -26,8 +30,10 @@ import re
 from e2h.grading.evaluate import _CTX, EvalError, TooLarge, complex_value, constant_value, exact_value, free_symbols
 from e2h.grading.parse import ParseError, _has_pm, expand_pm, expr_str, indexed_roots, named_values
 
-DECIMAL_REL_TOL = 1e-9
-EXACT_REL_TOL = 1e-25
+NUMERIC_CONVENTIONS = ("exact", "rel_tol")
+DEFAULT_NUMERIC = "exact"
+DEFAULT_REL_TOL = 1e-9
+EXACT_REL_TOL = 1e-25  # 40-digit evaluation noise: "exact" for irrational constants
 MAX_SYMBOLS = 6
 
 
@@ -36,14 +42,21 @@ class NeedsSymPy(Exception):
 
 
 class Comparer:
-    def __init__(self, use_sympy: bool, decimals: bool):
+    def __init__(self, use_sympy: bool, decimals: bool, numeric: str = DEFAULT_NUMERIC,
+                 rel_tol: float = DEFAULT_REL_TOL):
+        if numeric not in NUMERIC_CONVENTIONS:
+            raise ValueError(f"numeric convention {numeric!r}: one of {NUMERIC_CONVENTIONS}")
         self.use_sympy = use_sympy
-        self.decimals = decimals  # one side is written with a decimal point: allow rounding error
+        # a decimal on either side may be a rounded value: under rel_tol it matches within rel_tol
+        self.decimal_tol = rel_tol if numeric == "rel_tol" and decimals else None
         self.method = "structure"
 
     # ------------------------------------------------------------ structures
     def equal(self, g, p) -> bool:
         gk, pk = g[0], p[0]
+        if gk == "text" or pk == "text":
+            self.method = "string"
+            return gk == pk and g[1].replace(" ", "") == p[1].replace(" ", "")
         if gk == "assign" and pk == "assign":
             return self.equal(g[2], p[2])
         if gk == "assign":
@@ -128,9 +141,14 @@ class Comparer:
             self.method = "rational"
             if x == y:
                 return True
-            return self.decimals and abs(x - y) <= DECIMAL_REL_TOL * max(abs(x), abs(y))
+            return self.decimal_tol is not None and abs(x - y) <= self.decimal_tol * max(abs(x), abs(y))
         except EvalError:
             pass
+        if a[0] in ("sum", "prod") and b[0] == a[0]:
+            return self.big_operators_equal(a, b)
+        if _has_big_operator(a) or _has_big_operator(b):
+            self.method = "structure"  # a symbolic sum inside a larger expression: only the same writing
+            return expr_str(a) == expr_str(b)
         symbols = free_symbols(a) | free_symbols(b)
         if not symbols:
             try:
@@ -140,7 +158,7 @@ class Comparer:
             except EvalError:
                 return self.fallback(a, b)
             self.method = "numeric"
-            return _close(x, y, DECIMAL_REL_TOL if self.decimals else EXACT_REL_TOL)
+            return _close(x, y, self.decimal_tol or EXACT_REL_TOL)
         if len(symbols) > MAX_SYMBOLS:
             return self.fallback(a, b)
         agreed = 0
@@ -151,13 +169,22 @@ class Comparer:
                 raise
             except EvalError:
                 continue
-            if not _close(x, y, DECIMAL_REL_TOL if self.decimals else 1e-20):
+            if not _close(x, y, self.decimal_tol or 1e-20):
                 self.method = "numeric"
                 return False
             agreed += 1
         if agreed == 0:
             return self.fallback(a, b)
         return self.sympy_equal(a, b)
+
+    def big_operators_equal(self, a, b) -> bool:
+        """Two sums (or products) that cannot be evaluated: the same bounds and the same body, the index
+        renamed (\\sum_{k=1}^{n} k^2 == \\sum_{j=1}^{n} j^2)."""
+        if expr_str(a) == expr_str(b):
+            self.method = "structure"
+            return True
+        body_b = _rename(b[4], b[1], a[1]) if a[1] != b[1] else b[4]
+        return self.expr_equal(a[2], b[2]) and self.expr_equal(a[3], b[3]) and self.expr_equal(a[4], body_b)
 
     def fallback(self, a, b) -> bool:
         if expr_str(a) == expr_str(b):
@@ -214,6 +241,40 @@ class Comparer:
             return False
         r = ratios[0]
         return abs(r.imag) < 1e-20 and (sign == 0 or r.real > 0)
+
+
+def _has_big_operator(node) -> bool:
+    if node[0] in ("sum", "prod"):
+        return True
+    kind = node[0]
+    if kind in ("num", "sym", "const"):
+        return False
+    if kind in ("add", "mul"):
+        return any(_has_big_operator(c) for c in node[1])
+    if kind in ("neg", "fact"):
+        return _has_big_operator(node[1])
+    if kind == "fn":
+        return _has_big_operator(node[2])
+    return _has_big_operator(node[1]) or _has_big_operator(node[2])
+
+
+def _rename(node, old: str, new: str):
+    """The tree with the symbol ``old`` renamed ``new`` (a summation index)."""
+    kind = node[0]
+    if kind == "sym":
+        return ("sym", new) if node[1] == old else node
+    if kind in ("num", "const"):
+        return node
+    if kind in ("add", "mul"):
+        return (kind, [_rename(c, old, new) for c in node[1]])
+    if kind in ("neg", "fact"):
+        return (kind, _rename(node[1], old, new))
+    if kind == "fn":
+        return (kind, node[1], _rename(node[2], old, new))
+    if kind in ("sum", "prod"):
+        inner = node[4] if node[1] == old else _rename(node[4], old, new)  # an inner sum may rebind the name
+        return (kind, node[1], _rename(node[2], old, new), _rename(node[3], old, new), inner)
+    return (kind, _rename(node[1], old, new), _rename(node[2], old, new))
 
 
 def _positional(node):
@@ -358,10 +419,11 @@ def _real_constant(node):
 _DECIMAL_RE = re.compile(r"\d\.\d|(?<![\d.])\.\d")
 
 
-def compare_parsed(gold_node, pred_node, gold_clean: str, pred_clean: str, use_sympy: bool) -> tuple[bool, str]:
+def compare_parsed(gold_node, pred_node, gold_clean: str, pred_clean: str, use_sympy: bool,
+                   numeric: str = DEFAULT_NUMERIC, rel_tol: float = DEFAULT_REL_TOL) -> tuple[bool, str]:
     """(correct, method). Raises NeedsSymPy when use_sympy is False and SymPy must decide."""
     decimals = bool(_DECIMAL_RE.search(gold_clean) or _DECIMAL_RE.search(pred_clean))
-    comparer = Comparer(use_sympy, decimals)
+    comparer = Comparer(use_sympy, decimals, numeric, rel_tol)
     try:
         result = comparer.equal(gold_node, pred_node)
     except TooLarge:
@@ -378,7 +440,8 @@ def compare_strings(gold_clean: str, pred_clean: str) -> tuple[bool, str]:
     return (g == p and g != ""), "string"
 
 
-def worker_compare(gold_clean: str, pred_clean: str) -> tuple[bool, str]:
+def worker_compare(gold_clean: str, pred_clean: str, numeric: str = DEFAULT_NUMERIC,
+                   rel_tol: float = DEFAULT_REL_TOL) -> tuple[bool, str]:
     """Entry point in a worker process: the full comparison with SymPy allowed."""
     from e2h.grading.parse import parse_answer
 
@@ -386,6 +449,6 @@ def worker_compare(gold_clean: str, pred_clean: str) -> tuple[bool, str]:
         g, p = parse_answer(gold_clean), parse_answer(pred_clean)
     except ParseError:
         return compare_strings(gold_clean, pred_clean)
-    return compare_parsed(g, p, gold_clean, pred_clean, use_sympy=True)
+    return compare_parsed(g, p, gold_clean, pred_clean, use_sympy=True, numeric=numeric, rel_tol=rel_tol)
 
 

@@ -17,6 +17,9 @@ MAX_EXPONENT = 1000
 MAX_BITS = 20000
 MAX_FACTORIAL = 200
 MAX_MAGNITUDE = mpmath.mpf(10) ** 400
+# \sum / \prod are evaluated term by term only when their bounds are integers and the terms of all nested
+# sums together are at most this many; otherwise they stay symbolic and are compared by structure.
+MAX_SUM_TERMS = 1000
 _CTX = mpmath.MPContext()
 _CTX.dps = 40
 
@@ -29,28 +32,41 @@ class TooLarge(EvalError):
     """A number, exponent or factorial beyond the limits: the answer is rejected, SymPy never sees it."""
 
 
-def exact_value(node) -> Fraction:
-    """Exact rational value of a tree made only of numbers, + - * /, integer powers and factorials."""
+def exact_value(node, env: dict | None = None) -> Fraction:
+    """Exact rational value of a tree made only of numbers, + - * /, integer powers, factorials and sums or
+    products with small integer bounds. ``env`` holds the values of bound summation variables."""
     kind = node[0]
     if kind == "num":
         return node[1]
+    if kind == "sym":
+        if env and node[1] in env:
+            return env[node[1]]
+        raise EvalError("symbol")
+    if kind in ("sum", "prod"):
+        env = _sum_env(env)
+        total = Fraction(0) if kind == "sum" else Fraction(1)
+        for k in _sum_range(node, exact_value(node[2], env), exact_value(node[3], env), env):
+            term = exact_value(node[4], {**env, node[1]: Fraction(k)})
+            total = total + term if kind == "sum" else total * term
+            _check_size(total)
+        return total
     if kind == "add":
-        return sum((exact_value(c) for c in node[1]), Fraction(0))
+        return sum((exact_value(c, env) for c in node[1]), Fraction(0))
     if kind == "mul":
         out = Fraction(1)
         for c in node[1]:
-            out *= exact_value(c)
+            out *= exact_value(c, env)
             _check_size(out)
         return out
     if kind == "neg":
-        return -exact_value(node[1])
+        return -exact_value(node[1], env)
     if kind == "div":
-        den = exact_value(node[2])
+        den = exact_value(node[2], env)
         if den == 0:
             raise EvalError("division by zero")
-        return exact_value(node[1]) / den
+        return exact_value(node[1], env) / den
     if kind == "pow":
-        base, exp = exact_value(node[1]), exact_value(node[2])
+        base, exp = exact_value(node[1], env), exact_value(node[2], env)
         if exp.denominator != 1 or abs(exp) > MAX_EXPONENT:
             raise EvalError("non-integer or large exponent")
         if base == 0 and exp < 0:
@@ -59,21 +75,21 @@ def exact_value(node) -> Fraction:
             raise EvalError("too large")
         return base ** int(exp)
     if kind == "fact":
-        n = exact_value(node[1])
+        n = exact_value(node[1], env)
         if n.denominator != 1 or n < 0 or n > MAX_FACTORIAL:
             raise EvalError("factorial")
         import math
 
         return Fraction(math.factorial(int(n)))
     if kind == "binom":
-        n, k = exact_value(node[1]), exact_value(node[2])
+        n, k = exact_value(node[1], env), exact_value(node[2], env)
         if n.denominator != 1 or k.denominator != 1 or not 0 <= n <= 10 * MAX_FACTORIAL:
             raise EvalError("binomial")
         import math
 
         return Fraction(math.comb(int(n), int(k)) if k >= 0 else 0)
     if kind == "root":
-        value, index = exact_value(node[1]), exact_value(node[2])
+        value, index = exact_value(node[1], env), exact_value(node[2], env)
         if index.denominator != 1 or not 1 < index <= 20 or value < 0:
             raise EvalError("root")
         r = _exact_root(value, int(index))
@@ -81,6 +97,27 @@ def exact_value(node) -> Fraction:
             raise EvalError("irrational root")
         return r
     raise EvalError(kind)
+
+
+def _sum_env(env: dict | None) -> dict:
+    """The evaluation's shared term budget travels in env under the key None (never a symbol's name)."""
+    env = dict(env or {})
+    env.setdefault(None, [MAX_SUM_TERMS])
+    return env
+
+
+def _sum_range(node, lower, upper, env: dict) -> range:
+    """The integer range of a sum's index; EvalError (the sum stays symbolic) when the bounds are not
+    integers or the terms would exceed the shared budget of MAX_SUM_TERMS."""
+    lo, hi = complex(lower), complex(upper)
+    if lo.imag or hi.imag or lo.real != int(lo.real) or hi.real != int(hi.real):
+        raise EvalError("sum bounds are not integers")
+    count = max(0, int(hi.real) - int(lo.real) + 1)
+    budget = env[None]
+    if count > budget[0]:
+        raise EvalError(f"more than {MAX_SUM_TERMS} terms")
+    budget[0] -= count
+    return range(int(lo.real), int(hi.real) + 1)
 
 
 def _check_size(x: Fraction) -> None:
@@ -114,6 +151,10 @@ def free_symbols(node, out: set | None = None) -> set:
         free_symbols(node[1], out)
     elif kind == "fn":
         free_symbols(node[2], out)
+    elif kind in ("sum", "prod"):  # the index is bound: not a free symbol
+        free_symbols(node[2], out)
+        free_symbols(node[3], out)
+        out |= free_symbols(node[4]) - {node[1]}
     elif kind not in ("num", "const"):
         free_symbols(node[1], out)
         free_symbols(node[2], out)
@@ -232,6 +273,17 @@ def _cv(node, env):
         if name == "log" and x == 0:
             raise EvalError("log 0")
         return _guard(fn(x))
+    if kind in ("sum", "prod"):
+        env = _sum_env(env)
+        terms = []
+        for k in _sum_range(node, _cv(node[2], env), _cv(node[3], env), env):
+            terms.append(_cv(node[4], {**env, node[1]: c.mpc(k)}))
+        if kind == "sum":
+            return _guard(c.fsum(terms))
+        out = c.mpc(1)
+        for t in terms:
+            out = _guard(out * t)
+        return out
     if kind == "pm":
         raise EvalError("\\pm")
     raise EvalError(kind)
@@ -277,4 +329,9 @@ def to_sympy(node):
               "arcsin": sp.asin, "arccos": sp.acos, "arctan": sp.atan, "sinh": sp.sinh, "cosh": sp.cosh,
               "tanh": sp.tanh, "log": sp.log, "exp": sp.exp}[node[1]]
         return fn(arg)
+    if kind in ("sum", "prod"):  # kept unevaluated: SymPy compares the structures
+        index = sp.Symbol(node[1], integer=True)
+        body = to_sympy(node[4]).subs(sp.Symbol(node[1], positive=True), index)
+        big = sp.Sum if kind == "sum" else sp.Product
+        return big(body, (index, to_sympy(node[2]), to_sympy(node[3])))
     raise EvalError(kind)

@@ -22,7 +22,9 @@ MAX_ANSWER_CHARS = 1000  # an "answer" longer than this is not an answer
 
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\b")
 # Text allowed between two boxes that are read as one list answer ("\boxed{1} and \boxed{2}").
-_BOX_GLUE_RE = re.compile(r"^(?:[\s,;.$()]|\\[()\[\]]|\\quad|\\qquad|\\,|\\ |\\text\{|\}|and|or|\w+)*$")
+# One character or one command per step, the alternatives disjoint by their first characters: no
+# backtracking on a glue that fails ("1111...1!" between two boxes would be exponential with \w+ in a star).
+_BOX_GLUE_RE = re.compile(r"^(?:[\s,;.$()}\w]|\\[()\[\], ]|\\q?quad|\\text\{)*$")
 _GLUE_WORDS_BOX = {"and", "for", "part"}  # "\\boxed{A}, or \\boxed{B}" are alternatives: the last wins
 # Glue parts that name or qualify a box and do not break a list: the next box's label ("and y_2 = \\boxed{..}")
 # and one unit word right after a box when "and" follows ("\\boxed{1} papers and \\boxed{2} bins").
@@ -35,35 +37,38 @@ _ANSWER_IS_RE = re.compile(
 _HOPE_RE = re.compile(r"\.?\s*I hope it is correct.*$", re.IGNORECASE | re.DOTALL)
 
 
-def _group_end(text: str, start: int) -> int:
-    """Index just past the brace group opening at text[start] == '{', or -1 if unbalanced."""
-    depth = 0
-    i = start
-    n = len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":
-            i += 2  # an escaped brace "\{" does not open a group
-            continue
+def closing_braces(text: str) -> dict[int, int]:
+    """Index of each '{' -> index just past its matching '}', in one left-to-right pass (linear time; an
+    escaped brace "\\{" is not a group). Braces left open at the end have no entry."""
+    closes: dict[int, int] = {}
+    stack: list[int] = []
+    for m in _BRACE_TOKEN_RE.finditer(text):
+        c = m.group()
         if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return -1
+            stack.append(m.start())
+        elif c == "}" and stack:
+            closes[stack.pop()] = m.end()
+    return closes
+
+
+_BRACE_TOKEN_RE = re.compile(r"\\.|[{}]", re.DOTALL)  # an escape is one unit: "\\{" opens nothing
 
 
 def boxed_spans(text: str) -> list[tuple[int, int, str]]:
-    """All \\boxed{..}/\\fbox{..} contents as (start, end, content); \\boxed 5 (no braces) too."""
+    """All \\boxed{..}/\\fbox{..} contents as (start, end, content); \\boxed 5 (no braces) too.
+
+    Linear in the text: brace groups are matched once for the whole text, not once per box (a box
+    nested in a box, or left open, would otherwise rescan the rest of the text)."""
     spans = []
+    closes: dict[int, int] | None = None
     for m in _BOX_RE.finditer(text):
         i = m.end()
         while i < len(text) and text[i] == " ":
             i += 1
         if i < len(text) and text[i] == "{":
-            end = _group_end(text, i)
+            if closes is None:
+                closes = closing_braces(text)
+            end = closes.get(i, -1)
             if end < 0:
                 continue
             spans.append((m.start(), end, text[i + 1 : end - 1]))
@@ -76,21 +81,26 @@ def boxed_spans(text: str) -> list[tuple[int, int, str]]:
     return spans
 
 
-def last_boxed(text: str) -> str | None:
+def last_boxed(text: str, spans: list[tuple[int, int, str]] | None = None) -> str | None:
     """Content of the last box; boxes joined only by 'and' / commas / short words form one list answer."""
-    spans = boxed_spans(text)
+    spans = boxed_spans(text) if spans is None else spans
     if not spans:
         return None
-    group = [spans[-1]]
+    group = [spans[-1]]  # built backwards (appending keeps the walk linear), reversed at the end
+    size = len(spans[-1][2])
     for prev in reversed(spans[:-1]):
-        glue = text[prev[1] : group[0][0]]
-        if len(glue) <= 60:
-            glue = _GLUE_UNIT_RE.sub(" ", _GLUE_LABEL_RE.sub(" ", glue))
-        words = re.findall(r"[A-Za-z]{2,}", re.sub(r"\\[A-Za-z]+", " ", glue))
-        if len(glue) > 60 or any(w.lower() not in _GLUE_WORDS_BOX for w in words) or not _BOX_GLUE_RE.match(glue):
+        if size > MAX_ANSWER_CHARS:
+            break  # already too long to be an answer: more boxes cannot change that verdict
+        glue = text[prev[1] : group[-1][0]]
+        if len(glue) > 60:
             break
-        group.insert(0, prev)
-    return ", ".join(s[2].strip() for s in group).strip()
+        glue = _GLUE_UNIT_RE.sub(" ", _GLUE_LABEL_RE.sub(" ", glue))
+        words = re.findall(r"[A-Za-z]{2,}", re.sub(r"\\[A-Za-z]+", " ", glue))
+        if any(w.lower() not in _GLUE_WORDS_BOX for w in words) or not _BOX_GLUE_RE.match(glue):
+            break
+        group.append(prev)
+        size += len(prev[2]) + 2
+    return ", ".join(s[2].strip() for s in reversed(group)).strip()
 
 
 def _answer_is(text: str) -> str | None:
@@ -117,9 +127,10 @@ def extract_answer(text: str | None) -> str | None:
     boxes were intermediate results ("... = \\boxed{255}. ... The final answer is $10,455$.")."""
     if not text:
         return None
-    boxed = last_boxed(text)
+    spans = boxed_spans(text)
+    boxed = last_boxed(text, spans)
     if boxed is not None:
-        tail = text[boxed_spans(text)[-1][1] :]
+        tail = text[spans[-1][1] :]
         if _FINAL_ANSWER_RE.search(tail):
             final = _answer_is(tail)
             if final and re.search(r"\d", final):
@@ -153,7 +164,9 @@ def answer_candidate(text: str | None, bare_max_chars: int = 200) -> str | None:
 
 # A number in prose, whole: thousands commas (10,455), decimals, and a European decimal comma (2,74; the
 # same rule as a bare answer in normalize.clean_answer).
-_NUMBER_RE = re.compile(r"(?<![\w.\\/])-?\d+(?:(?:,\d{3})+(?!\d)(?:\.\d+)?|,\d{2}(?![\d,])|\.\d+)?")
+# A number inside a token ("pytest-3/x", "a-3b") is not a number in prose.
+_NUMBER_RE = re.compile(
+    r"(?<![\w.\\/-])-?\d+(?:(?:,\d{3})+(?!\d)(?:\.\d+)?|,\d{2}(?![\d,])|\.\d+)?")
 # Inside $..$ an English word (3+ letters, lower case after an optional capital; not a function, not the
 # list glue "and") or a '?' means the dollar signs were money or prose, not math delimiters:
 # "how many $? just about 1$" -> 1. Commands and subscripts (S_{MBCN}) are removed before the search.
@@ -165,29 +178,68 @@ _MATH_NOISE_RE = re.compile(r"\\[A-Za-z]+(\{[^{}]*\})?|_\{[^{}]*\}")
 _GLUE_WORDS = {"and", "or"}
 
 
+# Words that do not make a text a sentence: units, list glue, math words, and one- and two-letter names of
+# variables and points (qr, AB). A sentence needs an English word of three or more letters or one of the
+# short function words below ("x is 5").
+UNIT_WORDS = (
+    r"(?:square\s+|sq\s*\.?\s*|cubic\s+)?(?:units?|degrees?|cm|centimeters?|centimetres?|mm|km|m|meters?|metres?|"
+    r"inches?|in|feet|foot|ft|yards?|yd|miles?|mi|mph|seconds?|sec|s|minutes?|min|hours?|hrs?|days?|weeks?|"
+    r"months?|years?|dollars?|cents?|yuan|euros?|pounds?|lbs?|ounces?|oz|grams?|g|kg|liters?|litres?|l|ml|"
+    r"gallons?|people|students?|ways?|points?|marbles?|pages?|books?|boxes?|coins?|tiles?|steps?|times)"
+)
+_UNIT_WORD_RE = re.compile(r"^(?:" + UNIT_WORDS + r"|square|cubic|sq|percent|percentage|pct)$", re.IGNORECASE)
+_SHORT_PROSE = {"is", "so", "be", "it", "to", "of", "as", "at", "we", "by", "an", "if", "on", "he", "me", "my",
+                "am", "do", "us", "up", "no"}
+_COMMAND_WITH_ARG_RE = re.compile(r"\\[A-Za-z]+(?:\s*\{[^{}]*\})?")
+# The gap between two answers of one list in a sentence: "3, 4 and 5", "$1$, or $2$".
+_LIST_GLUE_RE = re.compile(r"^\s*(?:,\s*(?:(?:and|or)\s+)?|(?:and|or)\s+)$")
+
+
+def _prose_word(word: str) -> bool:
+    low = word.lower()
+    if word.isupper() and len(word) > 1:
+        return False  # ABC, CBAD: names of points and figures
+    if len(word) <= 2:
+        return low in _SHORT_PROSE
+    return low not in _NOT_PROSE and low not in _GLUE_WORDS and not _UNIT_WORD_RE.match(word)
+
+
 def prose_to_math(text: str) -> str:
-    """'Therefore $x \\geq 5$ is the solution.' -> 'x \\geq 5'; 'The volume is 120' -> '120';
-    '$1$ and $2$' -> '1, 2'. Text without prose words is returned unchanged."""
-    segments, outside = [], text
+    """The answer a short text states, whole.
+
+    Text that is not a sentence is an answer as written, never cut to a part of it: '1, 2, and 3',
+    'AB=4, CD=5', '3qr + 6q - 15r - 30', '8\\sqrt{3} square inches' stay whole ('$5$' -> '5').
+    A sentence states its answer last: 'Therefore $x \\geq 5$ is the solution.' -> 'x \\geq 5';
+    'The volume is 120' -> '120'; a list in a sentence is kept whole: 'The roots are 3 and 4.' -> '3, 4'."""
+    if len(text) > MAX_ANSWER_CHARS:
+        return text  # too long to be an answer; the caller says so
+    segments, pieces, at = [], [], 0
     for m in _MATH_SEGMENT_RE.finditer(text):
         body = next(g for g in m.groups() if g is not None)
         if m.group(4) is not None and _PROSE_IN_MATH_RE.search(_MATH_NOISE_RE.sub(" ", body)):
             continue  # "$? just about 1$": not math
         segments.append((m.start(), m.end(), body))
-        outside = outside[: m.start()] + " " * (m.end() - m.start()) + outside[m.end() :]  # keeps positions
-    words = re.findall(r"[A-Za-z]{2,}", re.sub(r"\\[A-Za-z]+(\{[^{}]*\})?", " ", outside))
-    if not words:
+        pieces += [text[at : m.start()], " " * (m.end() - m.start())]  # blanked: positions are kept
+        at = m.end()
+    outside = "".join(pieces) + text[at:]
+    words = re.findall(r"[A-Za-z]+", _COMMAND_WITH_ARG_RE.sub(" ", outside))
+    if not any(_prose_word(w) for w in words):
         if len(segments) == 1 and segments[0][0] == 0 and segments[0][1] == len(text):
             return segments[0][2].strip()  # "$5$" -> "5"
+        if len(segments) > 1 and all(w.lower() in _GLUE_WORDS for w in words):
+            return ", ".join(seg[2].strip() for seg in segments)  # "$1$ and $2$"
         return text
-    if segments and all(w.lower() in _GLUE_WORDS for w in words) and len(segments) > 1:
-        return ", ".join(seg[2].strip() for seg in segments)
-    candidates = [(end, body.strip()) for _, end, body in segments]
-    for m in _NUMBER_RE.finditer(outside):
-        candidates.append((m.end(), m.group(0)))
+    candidates = [(start, end, body.strip()) for start, end, body in segments]
+    candidates += [(m.start(), m.end(), m.group(0)) for m in _NUMBER_RE.finditer(outside)]
     if not candidates:
         return text
-    return max(candidates)[1]
+    candidates.sort(key=lambda c: c[1])
+    run = [candidates[-1]]
+    for prev in reversed(candidates[:-1]):
+        if not _LIST_GLUE_RE.match(text[prev[1] : run[-1][0]]):
+            break
+        run.append(prev)
+    return ", ".join(c[2] for c in reversed(run))
 
 
 _CHOICE_AFTER_ANSWER_RE = re.compile(

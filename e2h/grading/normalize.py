@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import re
 
-from e2h.grading.extract import MAX_ANSWER_CHARS, last_boxed
+from e2h.grading.extract import MAX_ANSWER_CHARS, UNIT_WORDS as _UNIT_WORDS, last_boxed
 
 _TEXT_CMDS = r"(?:text|textbf|textit|textnormal|textrm|mbox|mathrm|mathbf|mathit|mathsf|mathcal|mathbb|operatorname|rm|bf)"
 _TEXT_GROUP_RE = re.compile(r"\\" + _TEXT_CMDS + r"\s*\{([^{}]*)\}")
-_UNIT_WORDS = (
-    r"(?:square\s+|sq\s*\.?\s*|cubic\s+)?(?:units?|degrees?|cm|centimeters?|centimetres?|mm|km|m|meters?|metres?|"
-    r"inches?|in|feet|foot|ft|yards?|yd|miles?|mi|mph|seconds?|sec|s|minutes?|min|hours?|hrs?|days?|weeks?|"
-    r"months?|years?|dollars?|cents?|yuan|euros?|pounds?|lbs?|ounces?|oz|grams?|g|kg|liters?|litres?|l|ml|"
-    r"gallons?|people|students?|ways?|points?|marbles?|pages?|books?|boxes?|coins?|tiles?|steps?|times)"
-)
 # A unit in \text{..} (any words) or bare unit words after a number; optional ^2 / ^3.
 _TEXT_UNIT_RE = re.compile(r"\\" + _TEXT_CMDS + r"\s*\{\s*[A-Za-z][A-Za-z .]*\}(?:\^\{?\d\}?)?")
-_BARE_UNIT_RE = re.compile(r"(?<=[\d}\s])\s*" + _UNIT_WORDS + r"(?:\^\{?\d\}?|²|³)?\s*$", re.IGNORECASE)
+# A one-letter unit (s, m, g, l) needs a space before it: "2 s" is two seconds, "2s" and "3s^2" are math.
+_BARE_UNIT_RE = re.compile(r"(?:(?<=[\d}])|\s)\s*(?!(?-i:[A-Za-z])\b)" + _UNIT_WORDS
+                           + r"(?:\^\{?\d\}?|²|³)?\s*$|\s+[smgl](?:\^\{?\d\}?|²|³)?$", re.IGNORECASE)
 _PERCENT_RE = re.compile(r"\\?%|\s*\b(?:percentage|percent|pct)\b", re.IGNORECASE)
 _SPACING_RE = re.compile(r"(?<!\\)\\[,;:! ]|\\q?quad|~|\\displaystyle\b|\\(?:big|Big|bigg|Bigg)[lr]?\b")
 # `,\!` between digits only ever pulls a grouping comma tight: one number whatever the group sizes
@@ -49,8 +45,11 @@ def _unwrap_delimiters(s: str) -> str:
     return s
 
 
-def clean_answer(answer: str) -> str:
-    """Remove presentation-only LaTeX; the result is still LaTeX-like and is what the parser reads."""
+def clean_answer(answer: str, comma_in_number: bool = True) -> str:
+    """Remove presentation-only LaTeX; the result is still LaTeX-like and is what the parser reads.
+
+    ``comma_in_number``: read a bare "1,22" as the European decimal 1.22 and "81,256" as 81256 (False: both
+    as lists; the grader tries that reading against a list gold)."""
     s = answer.strip()
     if len(s) > MAX_ANSWER_CHARS:
         return s
@@ -58,6 +57,7 @@ def clean_answer(answer: str) -> str:
     if boxed is not None:
         s = boxed
     s = re.sub(r"(?<!\\)\\\\(?=[A-Za-z])", r"\\", s)  # doubly escaped "\\frac" -> "\frac"
+    s = re.sub(r"\\phantom\s*(?:\{[^{}]*\}|\\?.)", "", s)  # invisible: "\\phantom -1" shows "1"
     s = s.replace("\\$", "").replace("$", " ").replace("\\(", " ").replace("\\)", " ")
     s = s.replace("\\[", " ").replace("\\]", " ").replace("\n", " ")
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\cfrac", "\\frac")
@@ -74,13 +74,14 @@ def clean_answer(answer: str) -> str:
     s = _TEXT_GROUP_RE.sub(lambda m: m.group(1), s)  # remaining \text{Evelyn} -> Evelyn
     s = re.sub(r",?\s+(?:and|or)\s+|\s*;\s*", ", ", s)  # "19, 46, and 82": the Oxford comma too
     s = re.sub(r"\s+", " ", s).strip().rstrip(".\\").strip()
-    s = re.sub(r"^\\?in\s+|^[a-zA-Z]\s*\\in\s+", "", s)
+    s = re.sub(r"^\\?in\s+|^[a-zA-Z]\s*\\in(?![A-Za-z])\s*", "", s)  # "x \\in [-2,7]", "x\\in[-2,7]"
+    s = re.sub(r"^(?:\\approx|=)\s*", "", s).rstrip(",").strip()  # "\\approx 8.24", "\\text{(E)},"
     s = re.sub(r"(?<=[)\]])\s*(?:or|and)\s*(?=[(\[])", ", ", s)  # (11,7)or(7,11)
-    m = _DECIMAL_COMMA_RE.match(s)
+    m = _DECIMAL_COMMA_RE.match(s) if comma_in_number else None
     if m:  # European decimal comma: "1,22" -> "1.22", "0,111" -> "0.111" (not "1,2": a list)
         whole, frac = [g for g in m.groups() if g is not None]
         s = f"{whole}.{frac}"
-    if _PLAIN_THOUSANDS_RE.match(s):
+    if _PLAIN_THOUSANDS_RE.match(s) and comma_in_number:
         s = s.replace(",", "")
     elif _SPACE_THOUSANDS_RE.match(s):
         s = s.replace(" ", "")

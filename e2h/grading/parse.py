@@ -9,7 +9,11 @@ Size limits apply before any arithmetic: length, token count, nesting depth, exp
     parse_answer("x = \\frac{1}{2}") -> ("assign", "x", ("expr", ("div", ("num", 1), ("num", 2))))
 
 Expression nodes: ("num", Fraction) ("sym", name) ("const", "pi"|"E"|"I"|"oo") ("add", [..]) ("mul", [..])
-("div", a, b) ("neg", a) ("pow", a, b) ("fn", name, a) ("root", a, n) ("fact", a) ("binom", a, b) ("pm", a, b).
+("div", a, b) ("neg", a) ("pow", a, b) ("fn", name, a) ("root", a, n) ("fact", a) ("binom", a, b) ("pm", a, b)
+("sum"|"prod", var, lower, upper, body). Answers made only of words are ("text", "words, lower case").
+
+Nesting deeper than MAX_DEPTH raises ParseTooDeep (the grader's verdict ``too_deep``), before any recursion
+can get near Python's own limit: the answer gets a verdict that says why, never a RecursionError.
 """
 
 from __future__ import annotations
@@ -27,6 +31,27 @@ class ParseError(ValueError):
     """The text is not an answer this parser accepts (the caller compares it as a string)."""
 
 
+class ParseTooDeep(ParseError):
+    """Brackets or operators nested deeper than MAX_DEPTH: the grader's verdict is ``too_deep``."""
+
+
+_OPEN_BRACKETS = frozenset("([{")
+_CLOSE_BRACKETS = frozenset(")]}")
+
+
+def bracket_depth(text: str) -> int:
+    """Deepest nesting of ( [ { in ``text`` (one linear pass; unbalanced text is fine)."""
+    depth = deepest = 0
+    for c in text:
+        if c in _OPEN_BRACKETS:
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        elif c in _CLOSE_BRACKETS and depth:
+            depth -= 1
+    return deepest
+
+
 FUNCTIONS = {
     "sin", "cos", "tan", "sec", "csc", "cot", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
     "log", "ln", "exp", "lg",
@@ -41,7 +66,7 @@ RELATIONS = {"=": "=", "<": "<", ">": ">", "<=": "<=", ">=": ">=", "!=": "!=",
              "\\lt": "<", "\\gt": ">", "\\ne": "!=", "\\neq": "!=", "\\approx": "~"}
 COMMANDS = FUNCTIONS | GREEK | set(RELATIONS) | {
     "frac", "sqrt", "binom", "pm", "mp", "cdot", "times", "div", "infty", "infin", "pi", "cup", "begin", "end",
-    "{", "}", "|", "\\\\", "ast",
+    "{", "}", "|", "\\\\", "ast", "sum", "prod", "limits", "overline", "triangle", "angle",
 }
 _UNICODE = {"√": "\\sqrt", "π": "\\pi", "∞": "\\infty", "×": "\\times", "·": "\\cdot", "−": "-", "–": "-",
             "≤": "\\le", "≥": "\\ge", "≠": "\\ne", "±": "\\pm", "∪": "\\cup", "²": "^2", "³": "^3"}
@@ -88,6 +113,8 @@ def tokenize(text: str) -> list[tuple[str, str]]:
                 tokens.append(("env", value))  # \begin{pmatrix}
             elif len(tokens) >= 2 and tokens[-1] == ("op", "{") and tokens[-2] == ("op", "_"):
                 tokens.append(("sub", value))  # S_{MBCN}
+            elif tokens and tokens[-1] in (("cmd", "\\triangle"), ("cmd", "\\angle")) and value.isupper():
+                tokens.append(("name", value))  # \triangle ABC
             elif len(tokens) >= 4 and tokens[-1] == ("op", "{") and tokens[-3] == ("env", "array"):
                 tokens.append(("env", value))  # \begin{array}{ccc}
             else:
@@ -154,12 +181,42 @@ def _matching(tokens, i):
 
 
 def parse_answer(text: str):
-    """Parse a cleaned answer into a structure node (see module docstring)."""
+    """Parse a cleaned answer into a structure node (see module docstring).
+
+    Raises ParseTooDeep for nesting beyond MAX_DEPTH and ParseError for anything else it does not accept."""
+    if len(text) <= MAX_CHARS and bracket_depth(text) > MAX_DEPTH:
+        raise ParseTooDeep(f"brackets nested deeper than {MAX_DEPTH}")
     text = last_side_of_chain(text)
-    tokens = tokenize(text)
-    if not tokens:
-        raise ParseError("empty")
-    return _answer(tokens, 0)
+    try:
+        tokens = tokenize(text)
+        if not tokens:
+            raise ParseError("empty")
+        return _answer(tokens, 0)
+    except ParseTooDeep:
+        raise
+    except ParseError:
+        words = text_answer(text)
+        if words is None:
+            raise
+        return words
+
+
+# A word answer: names, days, "odd", "two lines", "4:30 p.m.", "Softball, Kickball, Picnic": letters, digits,
+# spaces and a little punctuation, tried only when the math parser refused the text. It is compared as the
+# whole text (what an unparsed answer always was), so being generous here cannot accept a fragment.
+_TEXT_ANSWER_RE = re.compile(r"^[A-Za-z0-9 ,.:'()\-]*[A-Za-z][A-Za-z0-9 ,.:'()\-]*$")
+
+
+def text_answer(text: str):
+    """('text', 'words') for an answer made of words, compared case- and space-insensitively; a comma
+    list of words is an unordered list of texts. None when the text is not a word answer."""
+    text = text.strip().rstrip(".")
+    if len(text) > MAX_CHARS or not _TEXT_ANSWER_RE.match(text):
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) > 1 and all(parts):
+        return ("list", [("text", " ".join(p.lower().split())) for p in parts])
+    return ("text", " ".join(text.lower().split()))
 
 
 _OTHER_RELATION_RE = re.compile(r"[<>]|!=|\\(?:le|ge|ne|lt|gt|leq|geq|neq|leqslant|geqslant)(?![A-Za-z])")
@@ -188,7 +245,7 @@ def last_side_of_chain(text: str) -> str:
 
 def _check_depth(depth):
     if depth > MAX_DEPTH:
-        raise ParseError("nested too deeply")
+        raise ParseTooDeep(f"nested deeper than {MAX_DEPTH}")
 
 
 def _answer(tokens, depth):
@@ -490,7 +547,9 @@ class _ExprParser:
         op = self.peek()[1]
         if op in ("-", "+", "\\pm", "\\mp"):
             self.take()
+            self.enter()  # "- - - ... 1" recurses once per sign: it counts as nesting
             inner = self.signed()
+            self.depth -= 1
             if op == "-":
                 return ("neg", inner)
             if op == "+":
@@ -519,7 +578,10 @@ class _ExprParser:
     def signed_power(self):
         if self.peek()[1] == "-":
             self.take()
-            return ("neg", self.signed_power())
+            self.enter()
+            node = ("neg", self.signed_power())
+            self.depth -= 1
+            return node
         return self.power()
 
     def starts_atom(self, tok):
@@ -527,7 +589,8 @@ class _ExprParser:
         if kind in ("num", "id"):
             return True
         if kind == "cmd":
-            return v in ("\\frac", "\\sqrt", "\\binom", "\\pi", "\\infty", "\\infin") or v[1:] in FUNCTIONS \
+            return v in ("\\frac", "\\sqrt", "\\binom", "\\pi", "\\infty", "\\infin", "\\sum", "\\prod",
+                         "\\overline", "\\triangle", "\\angle") or v[1:] in FUNCTIONS \
                 or v[1:] in GREEK
         if v == "|":
             return self.abs_depth == 0  # a '|' inside |..| closes it, it does not start a factor
@@ -537,10 +600,12 @@ class _ExprParser:
         base = self.postfix(self.atom())
         if self.peek()[1] in ("^", "**"):
             op = self.take()[1]
+            self.enter()  # a^b^c^... recurses once per power
             if op == "^" and self.peek()[1] != "{":
                 exponent = self.exponent_token()
             else:
                 exponent = self.signed_power()
+            self.depth -= 1
             base = self.postfix(("pow", base, exponent))
         return base
 
@@ -549,7 +614,10 @@ class _ExprParser:
         tok = self.peek()
         if tok[1] == "-":
             self.take()
-            return ("neg", self.exponent_token())
+            self.enter()
+            node = ("neg", self.exponent_token())
+            self.depth -= 1
+            return node
         if tok[0] == "num":
             self.take()
             # TeX reads x^23 as x^2 3; keep only the first digit
@@ -636,6 +704,24 @@ class _ExprParser:
                 return ("root", self.group(), index or ("num", Fraction(2)))
             if name == "pi":
                 return ("const", "pi")
+            if name in ("sum", "prod"):
+                return self.big_operator(name)
+            if name in ("triangle", "angle"):  # \\triangle ABC: a figure's name, one symbol
+                letters = [self.take()[1]] if self.peek()[0] == "name" else []
+                while self.peek()[0] == "id" and self.peek()[1].isupper():
+                    letters.append(self.take()[1])
+                if not letters:
+                    raise ParseError(f"\\{name} without a name")
+                return ("sym", f"{name}_{''.join(letters)}")
+            if name == "overline":  # \\overline{CD}: a segment's name, one symbol
+                if self.peek()[1] != "{":
+                    return ("sym", "overline_" + self.take()[1])
+                self.take()
+                parts = []
+                while self.peek()[1] not in ("}", ""):
+                    parts.append(self.take()[1])
+                self.expect("}")
+                return ("sym", "overline_" + "".join(parts))
             if name in ("infty", "infin"):
                 return ("const", "oo")
             if name in GREEK:
@@ -654,6 +740,49 @@ class _ExprParser:
                 node = ("fn", "log" if name == "ln" else name, arg)
                 return ("pow", node, power) if power is not None else node
         raise ParseError(f"unexpected {v!r}")
+
+
+    def big_operator(self, name):
+        """\\sum_{k=1}^{10} k^2 -> ("sum", "k", 1, 10, k^2): the body is the product term that follows, as
+        in "\\sum_{k=1}^{n} k + 1" = (\\sum k) + 1. Bounds must be written as _{var=lower}^{upper}."""
+        if self.peek() == ("cmd", "\\limits"):
+            self.take()
+        self.expect("_")
+        self.expect("{")
+        var = self.take()  # the tokenizer reads a word right after "_{" as a subscript: "k" is ("sub", "k")
+        if var[0] not in ("id", "sub") and not (var[0] == "cmd" and var[1][1:] in GREEK):
+            raise ParseError(f"\\{name} needs a bound variable")
+        var_name = var[1].lstrip("\\")
+        self.expect("=")
+        lower = self.expr()
+        self.expect("}")
+        self.expect("^")
+        upper = self.group()
+        self.enter()
+        body = self.term()
+        self.depth -= 1
+        if var_name == "i":  # \\sum_{i=1}: here i is the index, not the imaginary unit
+            body = _index_for_i(body)
+        return (name, var_name, lower, upper, body)
+
+
+def _index_for_i(node):
+    """The tree with the constant I read back as the symbol i (a summation index named i)."""
+    kind = node[0]
+    if node == ("const", "I"):
+        return ("sym", "i")
+    if kind in ("num", "sym", "const"):
+        return node
+    if kind in ("add", "mul"):
+        return (kind, [_index_for_i(c) for c in node[1]])
+    if kind in ("neg", "fact"):
+        return (kind, _index_for_i(node[1]))
+    if kind == "fn":
+        return (kind, node[1], _index_for_i(node[2]))
+    if kind in ("sum", "prod"):
+        return (kind, node[1], _index_for_i(node[2]), _index_for_i(node[3]),
+                node[4] if node[1] == "i" else _index_for_i(node[4]))
+    return (kind, _index_for_i(node[1]), _index_for_i(node[2]))
 
 
 def _name(node) -> str:
@@ -713,6 +842,8 @@ def canonical_key(node) -> str:
         return "M[" + ";".join(",".join(canonical_key(("expr", c)) for c in row) for row in node[1]) + "]"
     if kind == "eq":
         return "eq:" + expr_str(node[1]) + "=" + expr_str(node[2])
+    if kind == "text":
+        return "text:" + node[1].replace(" ", "")
     if kind == "rel":
         return "rel:" + "".join(expr_str(e) + (o if i < len(node[2]) else "")
                                 for i, (e, o) in enumerate(zip(node[1], node[2] + [""])))
@@ -742,6 +873,8 @@ def _children(node):
         return [node[1]]
     if kind == "fn":
         return [node[2]]
+    if kind in ("sum", "prod"):
+        return [node[2], node[3], node[4]]
     return [node[1], node[2]]
 
 
@@ -759,6 +892,8 @@ def expand_pm(node) -> list:
         return out
     if not _has_pm(node):
         return [node]
+    if kind in ("sum", "prod"):
+        raise ParseError("\\pm inside a sum or product")
     if kind in ("add", "mul"):
         results = [[]]
         for child in node[1]:
@@ -790,5 +925,7 @@ def expr_str(node) -> str:
         return expr_str(node[1]) + "!"
     if kind == "fn":
         return f"{node[1]}({expr_str(node[2])})"
+    if kind in ("sum", "prod"):
+        return f"{kind}({node[1]}={expr_str(node[2])},{expr_str(node[3])},{expr_str(node[4])})"
     sym = {"div": "/", "pow": "^", "root": "root", "binom": "binom", "pm": "pm"}[kind]
     return f"{sym}({expr_str(node[1])},{expr_str(node[2])})"

@@ -202,6 +202,8 @@ def _serve() -> None:
     import sympy  # noqa: F401  (warm the import before saying ready)
 
     from e2h.grading.compare import worker_compare
+    from e2h.grading.extract import MAX_ANSWER_CHARS, answer_candidate
+    from e2h.grading.parse import MAX_DEPTH, bracket_depth
 
     out = sys.stdout.buffer
     out.write(b'{"ready": true}\n')
@@ -211,7 +213,11 @@ def _serve() -> None:
             request = json.loads(line)
             op, args = request["op"], request["args"]
             if op == "compare":
-                value = list(worker_compare(str(args[0]), str(args[1])))
+                value = list(worker_compare(str(args[0]), str(args[1]), *args[2:4]))
+            elif op == "extract":  # a long text's answer, and whether a text without one is nested too deep
+                answer = answer_candidate(str(args[0]))
+                too_deep = answer is None and bracket_depth(str(args[0])) > MAX_DEPTH
+                value = [answer[: MAX_ANSWER_CHARS + 1] if answer is not None else None, too_deep]
             elif op == "sleep":  # used by tests to exercise the timeout path
                 time.sleep(float(args[0]))
                 value = None

@@ -91,7 +91,8 @@ def build_report(runs: list[Run]) -> Report:
         summary.append(
             f"{label}: {c['problems']} problems ({split['easy']['n_problems']} easy, {split['hard']['n_problems']} "
             f"hard), {c['samples']} samples (pool {c['pool_size']['min']}–{c['pool_size']['max']} per problem), "
-            f"{c['unparseable']} without an answer, {c['timeouts']} grader timeouts; grader {m['grader_version']}, "
+            f"{c['unparseable']} without an answer, {c['timeouts']} grader timeouts; grader {m['grader_version']} "
+            f"(numeric convention {m.get('numeric_convention', 'exact').split(':')[0]}), "
             f"{m['resamples']} resamples per N.")
 
     report = Report(title, summary)
@@ -171,6 +172,7 @@ def build_report(runs: list[Run]) -> Report:
     rows = []
     for label, m in runs:
         rows += [[label, "grader", m["grader_version"] + f" ({m['grades_source']})"],
+                 [label, "numeric convention", m.get("numeric_convention", "not recorded (metrics from before issue #20)")],
                  [label, "resamples / seed", f"{m['resamples']} / {m['seed']}"],
                  [label, "interval shown", f"{m['interval']['shown']}: {m['interval'][m['interval']['shown']]}"],
                  [label, "ties", m["tie_rule"]],
