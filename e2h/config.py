@@ -337,6 +337,10 @@ class DemoSection(Section):
     # model knows nothing of the world's arithmetic), "init" = the untrained prm_backbone (the paper's choice
     # of the base model, which on real runs is a pretrained Llemma)
     prm_init: Literal["sft", "init"] = "sft"
+    # data.source=math: the pretrained model (e2h.models registry name) both the policy and the PRM start from,
+    # and the RL stages run after eval (each sized by its own section)
+    base_model: str = "smollm2-135m"
+    rl_stages: list[Literal["grpo", "ppo"]] = Field(default_factory=list)
 
 
 class RunConfig(Section):

