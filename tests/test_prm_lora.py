@@ -92,6 +92,8 @@ def test_prm_trains_with_lora_under_deepspeed_and_resumes(tmp_path, tiny_prm_bac
     full = train_prm(_cfg(tmp_path, data, tiny_prm_backbone, "full"))
     interrupted = _cfg(tmp_path, data, tiny_prm_backbone, "resumed")
     train_prm(interrupted, max_steps=3)  # "killed" after step 3 (its checkpoint is step-3)
+    # a short run still leaves its model where score and serve look (not only under checkpoints/step-3/hf)
+    assert PRMScorer(tmp_path / "resumed" / "prm", device="cpu").score("What is 1 + 2?", ["3.\n\n# Answer\n\n3"])
     train_prm(interrupted, resume=True)
 
     full_log = [r for r in training.read_train_log(tmp_path / "full" / "prm") if "loss" in r]

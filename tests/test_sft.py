@@ -161,3 +161,23 @@ def test_killed_sft_resumes_from_its_checkpoint_to_the_same_weights(sft_run, tin
     assert resumed.keys() == full.keys()
     for name in full:
         torch.testing.assert_close(resumed[name], full[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.distributed
+def test_max_steps_stops_early_and_saves_the_model_where_later_stages_look(sft_run, tiny_policy):
+    from transformers import AutoConfig
+
+    from policy.sft import run_sft
+
+    overrides = sft_overrides(sft_run["tmp"], tiny_policy, "short")
+    saved = {k: os.environ.get(k) for k in DIST_ENV}
+    try:
+        short = run_sft(load_config(None, overrides), max_steps=3)
+        again = run_sft(load_config(None, overrides), max_steps=3)
+        longer = run_sft(load_config(None, overrides), max_steps=4)
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    out = sft_run["tmp"] / "short" / "sft"
+    assert short["steps"] == 3 and again.get("skipped") is True and longer["steps"] == 4
+    assert AutoConfig.from_pretrained(out).use_cache is True  # saved for generation, not with training's setting

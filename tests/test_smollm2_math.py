@@ -96,7 +96,7 @@ def test_stored_step_scores_are_read_at_the_preflight_positions(run):
         if not steps:
             continue
         lay = layout(sample.prompt, steps, is_prompt=True)
-        positions = check_step_tags(tokenizer, lay.text, lay.step_spans, step_ends(lay), where=sample.id)
+        positions = check_step_tags(tokenizer, lay.text, lay.step_spans, step_ends(lay), where=sample.problem_id)
         with torch.no_grad():
             logits, _ = model(torch.tensor([encode(tokenizer, lay.text).ids]))
         assert sample.step_scores == pytest.approx(torch.sigmoid(logits[0, positions]).tolist(), abs=1e-4)
