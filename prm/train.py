@@ -105,6 +105,9 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
     encoded, dropped = encode_all(tokenizer, train_examples, pcfg.label_positions, pcfg.max_length)
     eval_encoded, _ = encode_all(tokenizer, eval_examples, pcfg.label_positions, pcfg.max_length)
     checked = preflight_dataset(tokenizer, train_examples, encoded, pcfg.label_positions, limit=pcfg.preflight_limit)
+    if checked == 0 and dist.is_main:
+        log.warning("the step-tag preflight checked no example (prm.preflight_limit=%s): nothing verifies that the "
+                    "PRM is trained at the tokens scoring will read", pcfg.preflight_limit)
     lengths = [len(e) for e in encoded]
 
     # 3. batch plan, schedule, engine

@@ -80,7 +80,8 @@ def runs(tmp_path_factory, tiny_prm_backbone):
 
 def test_resume_continues_the_step_count(runs):
     steps = [row["step"] for row in _log(runs["one"]) if "loss" in row]
-    assert [row["step"] for row in runs["first_part"]] == [1, 2]
+    assert [row["step"] for row in runs["first_part"] if "loss" in row] == [1, 2]
+    assert runs["first_part"][-1]["step"] == 2  # the final evaluation of the stopped run is logged at its step
     assert steps == [1, 2, 3, 4]  # the resumed run started at step 3, not 1
     assert (runs["one"] / "checkpoints" / "step-00000002").is_dir()
     assert (runs["one"] / "checkpoints" / "latest").read_text().strip() == "step-00000004"
