@@ -55,6 +55,13 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
+def scoring_text(prompt: str, completion: str) -> str:
+    """The exact text a completion is scored as: prompt + its steps re-joined by prm.dataset.layout, a trailing
+    separator after a last reasoning step included. Count tokens on this, not on prompt + completion: the two
+    differ by the separator's tokens (a context-length check on the raw text lets 513 tokens through as 510)."""
+    return layout(prompt, split_solution(completion), is_prompt=True).text
+
+
 class PRMScorer:
     """A loaded PRM that scores solutions. ``path``: a PRM folder (our format or the released one)."""
 

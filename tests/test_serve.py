@@ -167,6 +167,8 @@ def test_hostile_text_is_just_a_wrong_answer(server, tmp_path):
 # ------------------------------------------------------------------------------------------------ error paths
 
 BIG = "x" * 2001
+# JSON's escape for a lone surrogate (json.dumps would write the same); the issue's request, after a valid solution
+SURROGATE_SOLUTION = b'{"problem": "x", "solutions": ["ok", "a\\ud800b\\n\\n# Answer\\n\\n7"]}'
 
 
 @pytest.mark.parametrize(
@@ -190,6 +192,11 @@ BIG = "x" * 2001
         ("/v1/rerank", {"problem": "p", "solutions": ["a"], "method": "vibes"}, 422, "method"),
         ("/v1/rerank", {"problem": "p", "solutions": ["a"], "aggregation": "max"}, 422, "aggregation"),
         ("/v1/rerank", {"problem": "p", "solutions": ["a"], "gold": "g" * 1001}, 422, "gold"),
+        # a lone surrogate (not Unicode text; the tokenizer raised on it: a 500) names its field and position
+        ("/v1/score", SURROGATE_SOLUTION, 422, "solutions.1: Value error, lone surrogate U+D800 at character 1"),
+        ("/v1/rerank", SURROGATE_SOLUTION, 422, "solutions.1: Value error, lone surrogate U+D800 at character 1"),
+        ("/v1/score", b'{"problem": "x\\udfff", "solutions": ["a"]}', 422, "problem"),
+        ("/v1/rerank", b'{"problem": "x", "solutions": ["a"], "gold": "\\ud800"}', 422, "gold"),
     ],
 )
 def test_error_paths_answer_their_documented_status(server, route, content, status, needle):
@@ -205,6 +212,56 @@ def test_error_paths_answer_their_documented_status(server, route, content, stat
     assert needle in body["message"] + str(body.get("limit")), body
     if status == 413:
         assert body["limit"] == needle
+
+
+def test_a_solution_one_token_past_the_context_is_refused(server, offline_scorer):
+    """The limit counts the tokens the scorer encodes (the trailing separator after a last reasoning step
+    included), so one token past the model's context is a 413 and exactly the context is scored."""
+    prompt = format_prompt("p")
+    context = offline_scorer.model.net.config.max_position_embeddings
+
+    def scored_tokens(text):
+        return len(offline_scorer.encode(prompt, split_solution(text))[0])
+
+    filler = "1 2 34 5 " * 300  # one reasoning step, no answer: the layout appends a separator
+    at_context = past_context = None
+    for end in range(1, len(filler)):
+        text = filler[:end].strip()
+        n = scored_tokens(text)
+        if n == context:
+            at_context = text
+        if n == context + 1:
+            past_context = text
+            break
+    assert at_context and past_context, "no prefix of the filler scores to exactly context / context + 1 tokens"
+    raw_tokens = len(offline_scorer.tokenizer(prompt + past_context)["input_ids"])
+    assert raw_tokens <= context  # the old count (prompt + text, no separator) let this one through
+
+    r = post(server, "/v1/score", {"problem": "p", "solutions": [past_context]})
+    assert r.status_code == 413, r.text
+    assert r.json()["limit"] == "model_max_tokens"
+    assert f"solutions[0] is {context + 1} tokens" in r.json()["message"]
+    r = post(server, "/v1/score", {"problem": "p", "solutions": [at_context]})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("headers, needle", [
+    ({}, "the Content-Type header is missing"),
+    ({"content-type": "application/x-www-form-urlencoded"}, "Content-Type is 'application/x-www-form-urlencoded'"),
+    ({"content-type": "text/plain"}, "Content-Type is 'text/plain'"),
+])
+def test_a_json_body_without_the_json_content_type_says_which_header_to_send(server, headers, needle):
+    body = json.dumps({"problem": PROBLEM, "solutions": SOLUTIONS[:1]})
+    for route in ("/v1/score", "/v1/rerank"):
+        r = httpx.post(server.url + route, content=body, headers=headers, timeout=30)
+        assert r.status_code == 415, r.text
+        assert r.json()["error"] == "unsupported_media_type"
+        assert needle in r.json()["message"]
+        assert "send the JSON body with the header 'Content-Type: application/json'" in r.json()["message"]
+    # with the header (and a charset) the same body is scored
+    r = httpx.post(server.url + "/v1/score", content=body, timeout=60,
+                   headers={"content-type": "application/json; charset=utf-8"})
+    assert r.status_code == 200, r.text
 
 
 def test_chunked_body_over_the_limit_is_413(server):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 import threading
 import time
 
@@ -169,3 +171,125 @@ def test_rerank_picks_the_constructed_answer(constructed_server, method, aggrega
         assert out["answers"][0]["answer"] == chosen_answer
         assert out["answers"][0]["mass"] == pytest.approx(top_mass, abs=1e-6)
 
+
+
+# ---------------------------------------------------------------------------------------------- clients that go
+
+
+class GatedCountingBackend(ConstructedBackend):
+    """Constructed scores; a forward pass waits while ``gate`` is closed (``entered`` says one is waiting), and
+    every pair it scores is counted: work done for a request shows here."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.scored: list[str] = []
+
+    def score_pairs(self, pairs):
+        self.entered.set()
+        assert self.gate.wait(60)
+        self.scored.extend(text for _, text in pairs)
+        return super().score_pairs(pairs)
+
+
+def metric(server, name: str, labels: str = "") -> float:
+    text = httpx.get(server.url + "/metrics", timeout=10).text
+    found = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def wait_until(condition, timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def raw_post(port: int, path: str, body: dict) -> "socket.socket":
+    """Send one HTTP/1.1 POST on a fresh socket and return the socket without reading the answer."""
+    payload = json.dumps(body).encode()
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    return sock
+
+
+def test_requests_whose_client_closed_are_never_scored(serve_thread_server):
+    """The issue's case in small: while a forward pass runs, 5 clients queue 8 solutions each and close their
+    sockets. Their 40 solutions must leave the queue and never reach the model; the service keeps serving."""
+    from e2h.serve.app import create_app
+
+    backend = GatedCountingBackend()
+    server = serve_thread_server(create_app(ServeSection(prm_path=None, max_wait_ms=0),
+                                            backend_factory=lambda: backend)).wait_ready()
+    blocker: dict = {}
+    first = threading.Thread(target=lambda: blocker.update(r=httpx.post(
+        server.url + "/v1/score", json={"problem": "p", "solutions": ["Held.\n\n# Answer\n\n1"]}, timeout=60)))
+    first.start()
+    assert backend.entered.wait(30)  # the one worker is busy: whatever comes next waits in the queue
+    gone = [f"Gone {c}.{k}.\n\n# Answer\n\n{k}" for c in range(5) for k in range(8)]
+    sockets = [raw_post(server.port, "/v1/score" if c % 2 else "/v1/rerank",
+                        {"problem": "p", "solutions": gone[c * 8:(c + 1) * 8]}) for c in range(5)]
+    wait_until(lambda: metric(server, "e2h_serve_queue_depth") == 40, what="40 queued solutions")
+    for sock in sockets:
+        sock.close()
+    wait_until(lambda: sum(metric(server, "e2h_serve_requests_total", f'{{route="{route}",status="499"}}')
+                           for route in ("/v1/score", "/v1/rerank")) == 5, what="5 requests counted as gone")
+    assert metric(server, "e2h_serve_queue_depth") == 0  # dropped at once, not when the worker gets to them
+    backend.gate.set()
+    first.join(60)
+    assert blocker["r"].status_code == 200, blocker["r"].text
+    r = httpx.post(server.url + "/v1/score", json={"problem": "p", "solutions": ["After.\n\n# Answer\n\n2"]},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    assert backend.scored == ["Held.\n\n# Answer\n\n1", "After.\n\n# Answer\n\n2"]  # no forward pass for the gone
+    assert metric(server, "e2h_serve_solutions_total") == 2
+
+
+# ---------------------------------------------------------------------------------------------- connections
+
+
+def exchange(sock: "socket.socket", path: str, body: dict) -> int:
+    """One keep-alive POST on an open socket; returns the status (raises if the server closed the socket)."""
+    payload = json.dumps(body).encode()
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        head += chunk
+    head, rest = head.split(b"\r\n\r\n", 1)
+    length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))
+    while len(rest) < length:
+        rest += sock.recv(65536)
+    return int(head.split()[1])
+
+
+class ExplodingBackend(ConstructedBackend):
+    """Raises from the token count for a solution saying 'explode' (a bug the handler did not foresee)."""
+
+    def count_tokens(self, pairs):
+        if any("explode" in text for _, text in pairs):
+            raise TypeError("a tokenizer bug")
+        return super().count_tokens(pairs)
+
+
+def test_a_500_keeps_the_keep_alive_connection_open(serve_thread_server):
+    """A pooled client reuses its connection: an internal error must answer 500 and leave it open (uvicorn
+    closes it when the error reaches the server), so the next request on it is served."""
+    from e2h.serve.app import create_app
+
+    server = serve_thread_server(create_app(ServeSection(prm_path=None, max_wait_ms=0),
+                                            backend_factory=ExplodingBackend)).wait_ready()
+    ok = {"problem": "p", "solutions": ["Fine.\n\n# Answer\n\n1"]}
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        assert exchange(sock, "/v1/score", ok) == 200
+        assert exchange(sock, "/v1/rerank", {"problem": "p", "solutions": ["explode\n\n# Answer\n\n1"]}) == 500
+        assert exchange(sock, "/v1/score", ok) == 200
+        assert exchange(sock, "/v1/score", {"problem": "p", "solutions": ["a\ud800b\n\n# Answer\n\n7"]}) == 422
+        assert exchange(sock, "/v1/rerank", ok) == 200
+    r = httpx.post(server.url + "/v1/score", json={"problem": "p", "solutions": ["explode"]}, timeout=30)
+    assert r.status_code == 500 and r.json() == {"error": "internal_error", "message": "TypeError: a tokenizer bug",
+                                                 "limit": None}

@@ -127,3 +127,25 @@ def test_one_failing_pair_fails_only_its_own_request():
     ok1, bad, ok2 = run(_with_batcher(backend.score_pairs, body, max_batch_tokens=1000, max_wait_ms=100))
     assert ok1 == [[0.5, 0.5]] and ok2 == [[0.5]]
     assert isinstance(bad, ValueError) and "poison" in str(bad)
+
+
+def test_a_cancelled_request_leaves_the_queue_and_is_never_scored():
+    """A request cancelled while its pairs wait (its client went away) takes them out of the queue at once; the
+    model sees only the pairs of requests still waiting."""
+    scorer = RecordingScorer()
+    depths: list[int] = []
+
+    async def body(batcher):
+        batcher.on_queue_depth = depths.append
+        gone = asyncio.create_task(batcher.submit([("p", "gone-1"), ("p", "gone-2")]))
+        kept = asyncio.create_task(batcher.submit([("q", "kept")]))
+        await asyncio.sleep(0.01)  # both queued; the batch is still waiting for its 200 ms
+        assert batcher.queue_depth == 3
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        assert batcher.queue_depth == 1 and depths[-1] == 1
+        return await kept
+
+    assert run(_with_batcher(scorer, body, max_batch_tokens=10_000, max_wait_ms=200)) == [[4.0, 1.0]]
+    assert scorer.batches == [[("q", "kept")]]

@@ -1,7 +1,7 @@
 """The reranking service: a FastAPI app over the PRM scorer (batched), e2h.rerank and the grader.
 
-    app = create_app(load_config("configs/serve.yaml").serve)
-    uvicorn.run(app, host="127.0.0.1", port=8000)
+    settings = load_config("configs/serve.yaml").serve
+    uvicorn.Server(uvicorn_config(create_app(settings), settings)).run()    # e2h.serve.server: slow-socket limits
 
 Routes (schemas and examples in e2h/serve/schemas.py, live docs at /docs):
     POST /v1/score    step texts, step probabilities and min/prod/last/mean per solution
@@ -11,8 +11,10 @@ Routes (schemas and examples in e2h/serve/schemas.py, live docs at /docs):
     GET  /metrics     Prometheus text
 
 Statuses: 413 a request limit (message and ``limit`` name it: max_body_bytes, max_solutions,
-max_solution_chars, max_problem_chars); 422 malformed JSON or a wrong field (message names it); 503 not ready;
-500 never leaves the process in a bad state (the handler catches, logs, answers).
+max_solution_chars, max_problem_chars, model_max_tokens); 415 a body not sent as ``Content-Type:
+application/json``; 422 malformed JSON or a wrong field (message names it); 503 not ready; 499 (in the metrics
+only) the client closed its connection first: its queued solutions are dropped, never scored; 500 never leaves
+the process in a bad state (the handler catches, logs, answers, and keeps the keep-alive connection open).
 
 The model loads in a background thread (``background_load=True``, uvicorn) or before startup completes
 (``background_load=False``, Ray Serve: a replica takes traffic only once warm). Model output, solutions and gold
@@ -27,7 +29,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from e2h.config import ServeSection
 from e2h.serve.backend import Backend, PRMBackend
@@ -48,6 +50,11 @@ from e2h.serve.schemas import (
 )
 from e2h.text_format import format_prompt, split_solution
 
+try:  # module level: FastAPI resolves a route's string annotations (``request: Request``) in this namespace
+    from fastapi import Request
+except ImportError:  # create_app says what to install
+    Request = Any  # type: ignore[misc,assignment]
+
 log = logging.getLogger("e2h.serve")
 AGGREGATIONS = ("min", "prod", "last", "mean")
 
@@ -61,6 +68,14 @@ class LimitExceeded(Exception):
 
 class NotReady(Exception):
     pass
+
+
+class ClientGone(Exception):
+    """The client closed its connection before its answer was ready."""
+
+
+class NotJSON(Exception):
+    """A body sent without ``Content-Type: application/json`` (FastAPI would not parse it as JSON)."""
 
 
 class ServiceState:
@@ -178,6 +193,37 @@ class BodyLimitMiddleware:
         await self.app(scope, limited_receive, send)
 
 
+class InternalErrorMiddleware:
+    """A 500 answered here, inside the app, instead of by Starlette's outermost handler, which re-raises to the
+    server after answering: uvicorn then closes the connection, and a pooled client's next request on it fails.
+    Registered first, so it sits just outside the routes' exception handlers."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as exc:
+            if started:  # half an answer is out: only closing the connection can tell the client
+                raise
+            from starlette.responses import JSONResponse
+
+            log.exception("unhandled error on %s", scope.get("path", ""))
+            body = ErrorResponse(error="internal_error", message=f"{type(exc).__name__}: {exc}").model_dump()
+            await JSONResponse(body, status_code=500)(scope, receive, send)
+
+
 class MetricsMiddleware:
     """Requests by route and status, and latency (plain ASGI: exceptions from body reading pass through unwrapped)."""
 
@@ -225,7 +271,11 @@ async def _score_request(state: ServiceState, request: ScoreRequest) -> list[Sco
                 "model_max_tokens", f"solutions[{i}] is {n} tokens with the prompt > the model's {max_tokens}"
             )
     answers_future = asyncio.get_running_loop().run_in_executor(state.grader_pool, _extract_answers, request.solutions)
-    step_scores = await state.batcher.submit(pairs, tokens)
+    try:
+        step_scores = await state.batcher.submit(pairs, tokens)
+    except BaseException:
+        answers_future.cancel()  # a cancelled request (client gone) needs no answers either
+        raise
     answers, keys = await answers_future
     steps = [split_solution(text) for text in request.solutions]
     for i, (s, p) in enumerate(zip(steps, step_scores)):
@@ -251,6 +301,47 @@ def _extract_answers(texts: list[str]) -> tuple[list[str | None], list[str | Non
 
     answers = [extract_answer(text) for text in texts]
     return answers, [normalize_answer(a) if a is not None else None for a in answers]
+
+
+# ---------------------------------------------------------------------------------------------------- clients
+
+T = TypeVar("T")
+JSON_CONTENT_TYPES = ("application/json",)
+
+
+async def wait_for_disconnect(receive) -> None:
+    """Return once the client has closed its connection. Once the body is read, the server's ``receive()`` blocks
+    until then (uvicorn and Starlette answer ``http.disconnect``), so waiting costs nothing."""
+    while (await receive())["type"] != "http.disconnect":
+        await asyncio.sleep(0.01)  # a server that answers at once with empty bodies must not spin the loop
+
+
+async def unless_client_gone(receive, work: Awaitable[T]) -> T:
+    """Await ``work``, but cancel it as soon as the client disconnects: the cancelled batcher futures are never
+    scored, so a client that gave up costs no forward pass (the batcher drops cancelled pairs)."""
+    work_task = asyncio.ensure_future(work)
+    watcher = asyncio.create_task(wait_for_disconnect(receive))
+    try:
+        await asyncio.wait({work_task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if not work_task.done() and watcher.exception() is not None:
+            await work_task  # the connection cannot be watched: just wait for the answer
+    finally:
+        watcher.cancel()
+        if not work_task.done():
+            work_task.cancel()  # the client left, or this handler itself was cancelled
+    if work_task.done():
+        return work_task.result()
+    await asyncio.wait({work_task})  # the cancellation reaches the batcher's futures before the handler answers
+    raise ClientGone("the client closed the connection before the answer was ready")
+
+
+def require_json(content_type: str | None) -> None:
+    """Refuse a body FastAPI would not parse as JSON, saying which header to send (curl -d sends a form type)."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type in JSON_CONTENT_TYPES or media_type.endswith("+json"):
+        return
+    got = f"Content-Type is {content_type!r}" if content_type else "the Content-Type header is missing"
+    raise NotJSON(f"{got}: send the JSON body with the header 'Content-Type: application/json'")
 
 
 # ---------------------------------------------------------------------------------------------------- reranking
@@ -306,10 +397,11 @@ def create_app(
 ):
     """Build the FastAPI app. ``backend_factory`` defaults to loading ``settings.prm_path`` with prm.score."""
     try:
-        from fastapi import FastAPI, Request
+        from fastapi import Depends, FastAPI
         from fastapi.exceptions import RequestValidationError
         from fastapi.responses import JSONResponse, Response
         from starlette.exceptions import HTTPException as StarletteHTTPException
+        from starlette.requests import ClientDisconnect
     except ImportError as err:
         raise RuntimeError("e2h serve needs fastapi and uvicorn: pip install fastapi uvicorn") from err
 
@@ -341,7 +433,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.e2h = state
-    errors = {413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+    errors = {status: {"model": ErrorResponse} for status in (413, 415, 422, 503)}
 
     def error(status: int, kind: str, message: str, limit: str | None = None) -> JSONResponse:
         return JSONResponse(ErrorResponse(error=kind, message=message, limit=limit).model_dump(), status_code=status)
@@ -358,10 +450,21 @@ def create_app(
     async def _not_ready(request: Request, exc: NotReady):
         return error(503, "not_ready", f"model not ready: {exc}")
 
+    @app.exception_handler(NotJSON)
+    async def _not_json(request: Request, exc: NotJSON):
+        return error(415, "unsupported_media_type", str(exc))
+
+    @app.exception_handler(ClientGone)
+    async def _client_gone(request: Request, exc: ClientGone):
+        # nobody reads this answer; the status (nginx's "client closed request") shows in the metrics
+        return error(499, "client_gone", str(exc))
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 413:
             return error(413, "limit_exceeded", str(exc.detail), "max_body_bytes")
+        if exc.status_code == 400 and isinstance(exc.__cause__, ClientDisconnect):  # gone while sending its body
+            return await _client_gone(request, ClientGone("the client closed the connection while sending"))
         if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI could not decode the body (bad UTF-8)
             cause = exc.__cause__
             return error(422, "validation_error", f"malformed JSON body: {type(cause).__name__}: {cause}")
@@ -387,13 +490,19 @@ def create_app(
         state.metrics.queue_depth.set(state.batcher.queue_depth if state.batcher else 0)
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.post("/v1/score", response_model=ScoreResponse, responses=errors)
-    async def score(body: ScoreRequest) -> ScoreResponse:
-        solutions = await _score_request(state, body)
+    def json_body(request: Request) -> None:
+        require_json(request.headers.get("content-type"))
+
+    @app.post("/v1/score", response_model=ScoreResponse, responses=errors, dependencies=[Depends(json_body)])
+    async def score(body: ScoreRequest, request: Request) -> ScoreResponse:
+        solutions = await unless_client_gone(request.receive, _score_request(state, body))
         return ScoreResponse(model=state.backend.name, solutions=solutions)  # type: ignore[union-attr]
 
-    @app.post("/v1/rerank", response_model=RerankResponse, responses=errors)
-    async def rerank(body: RerankRequest) -> RerankResponse:
+    @app.post("/v1/rerank", response_model=RerankResponse, responses=errors, dependencies=[Depends(json_body)])
+    async def rerank(body: RerankRequest, request: Request) -> RerankResponse:
+        return await unless_client_gone(request.receive, _rerank_request(body))
+
+    async def _rerank_request(body: RerankRequest) -> RerankResponse:
         scored = await _score_request(state, body)
         aggregation = body.aggregation or DEFAULT_AGGREGATION[body.method]
         chosen, ranked, votes = rerank_scored(scored, body.method, aggregation)
@@ -421,6 +530,7 @@ def create_app(
             chosen_correct=chosen_correct,
         )
 
+    app.add_middleware(InternalErrorMiddleware)  # innermost: added first
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)  # outermost: counts 413s and 500s too
     return app

@@ -106,10 +106,15 @@ class PRMBackend:
         return results  # type: ignore[return-value]
 
     def count_tokens(self, pairs: Sequence[Pair]) -> list[int]:
-        """Tokens per pair, for the batch budget (characters when the scorer exposes no tokenizer)."""
+        """Tokens per pair as the scorer will encode it (prm.score.scoring_text: the steps re-joined, a trailing
+        separator included), for the context-length check and the batch budget; characters when the scorer
+        exposes no tokenizer."""
         if self.tokenizer is None:
             return [len(p) + len(s) for p, s in pairs]
-        ids = self.tokenizer([p + s for p, s in pairs], add_special_tokens=True)["input_ids"]
+        from prm.score import scoring_text
+
+        # the tokenizer's own special tokens, as the scorer's e2h.tokenization.encode adds them
+        ids = self.tokenizer([scoring_text(p, s) for p, s in pairs], add_special_tokens=True)["input_ids"]
         return [len(x) for x in ids]
 
     def warm_up(self) -> None:

@@ -5,7 +5,8 @@ batch would exceed ``max_batch_tokens`` or ``max_batch_size``, waiting at most `
 oldest queued pair) for more to arrive, then runs ONE scoring call for the whole batch in a worker thread, so the
 event loop keeps accepting requests while the model runs. Pairs that queued during a forward pass are already
 past their wait and form the next batch at once. A request's pairs may be split across batches; the request
-resumes when all of its pairs are scored::
+resumes when all of its pairs are scored; a request cancelled while it waits (its client is gone) takes its pairs
+out of the queue, and a pair already taken into a batch with it is skipped::
 
     batcher = DynamicBatcher(scorer.score_pairs, max_batch_tokens=8192, max_wait_ms=10)
     await batcher.start()
@@ -103,7 +104,17 @@ class DynamicBatcher:
         self._queue.extend(items)
         self._report_depth()
         self._arrived.set()
-        return list(await asyncio.gather(*(item.future for item in items)))
+        try:
+            return list(await asyncio.gather(*(item.future for item in items)))
+        except asyncio.CancelledError:  # the caller gave up (its client is gone); gather cancelled the futures
+            self._drop_cancelled()
+            raise
+
+    def _drop_cancelled(self) -> None:
+        """Take pairs whose request gave up out of the queue now, so they neither fill a batch's budget nor show
+        in the queue depth while they wait to be skipped."""
+        self._queue = collections.deque(item for item in self._queue if not item.future.done())
+        self._report_depth()
 
     def _report_depth(self) -> None:
         if self.on_queue_depth is not None:

@@ -16,9 +16,9 @@ they answer 413 with the limit's name; the shape checks here answer 422 naming t
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 API_VERSION = "v1"
 Aggregation = Literal["min", "prod", "last", "mean"]
@@ -33,6 +33,22 @@ _EXAMPLE_SOLUTIONS = [
 ]
 
 
+def _unicode_text(text: str) -> str:
+    """Refuse a lone UTF-16 surrogate (JSON ``"\\ud800"`` decodes to one): it is not Unicode text, and the
+    tokenizer would fail on it with a 500. Pydantic refuses one in a plain ``str`` field, but not in the items
+    of a ``list[str]``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        code = ord(text[err.start])
+        raise ValueError(f"lone surrogate U+{code:04X} at character {err.start}: not valid Unicode text") from None
+    return text
+
+
+# A str item whose validation error names its position (``solutions.2: ...``).
+UnicodeText = Annotated[str, AfterValidator(_unicode_text)]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -45,7 +61,8 @@ class ScoreRequest(_Body):
         json_schema_extra={"examples": [{"problem": "What is 1+2?", "solutions": _EXAMPLE_SOLUTIONS}]},
     )
     problem: str = Field(min_length=1, description="problem statement (the prompt is built by e2h.text_format)")
-    solutions: list[str] = Field(min_length=1, description="candidate solutions, steps separated by blank lines")
+    solutions: list[UnicodeText] = Field(min_length=1,
+                                         description="candidate solutions, steps separated by blank lines")
 
     @field_validator("problem")
     @classmethod
