@@ -323,6 +323,10 @@ class ServeSection(Section):
     max_body_bytes: int = 4_000_000
     grader_timeout_s: float = 5.0
     grader_threads: int = 2  # grading runs in these threads (its timeouts are process-based), never on the event loop
+    # Slow sockets: a request whose headers and body have not all arrived this long after its first byte (or after
+    # the connection opened) has its connection closed; an idle keep-alive connection is closed after the other.
+    request_timeout_s: float = Field(default=30.0, gt=0)
+    keep_alive_timeout_s: float = Field(default=5.0, gt=0)
     replicas: int = 1  # Ray Serve replicas (e2h serve --ray)
     cpus_per_replica: float = 1.0
 

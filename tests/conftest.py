@@ -63,16 +63,23 @@ def serve_tiny_prm(tmp_path_factory):
 class _ThreadServer:
     """uvicorn on 127.0.0.1 and a free port, in a thread of the test process (the app is the real one)."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, settings=None) -> None:
+        """``settings`` (a ServeSection): serve with e2h.serve.server's uvicorn config (its connection timeouts)."""
         import threading
 
         import uvicorn
 
         from e2h.loopback import free_port
+        from e2h.serve.server import uvicorn_config
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        if settings is None:
+            config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        else:
+            config = uvicorn_config(app, settings.model_copy(update={"host": "127.0.0.1", "port": self.port}),
+                                    "warning")
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
 
@@ -107,11 +114,12 @@ class _ThreadServer:
 
 @_pytest.fixture(scope="module")
 def serve_thread_server():
-    """Factory: start(app) -> a running _ThreadServer; the servers a module started stop when it ends."""
+    """Factory: start(app, settings=None) -> a running _ThreadServer; the servers a module started stop when it
+    ends."""
     servers = []
 
-    def start(app):
-        servers.append(_ThreadServer(app).wait_started())
+    def start(app, settings=None):
+        servers.append(_ThreadServer(app, settings).wait_started())
         return servers[-1]
 
     yield start

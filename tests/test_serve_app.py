@@ -293,3 +293,43 @@ def test_a_500_keeps_the_keep_alive_connection_open(serve_thread_server):
     r = httpx.post(server.url + "/v1/score", json={"problem": "p", "solutions": ["explode"]}, timeout=30)
     assert r.status_code == 500 and r.json() == {"error": "internal_error", "message": "TypeError: a tokenizer bug",
                                                  "limit": None}
+
+
+class SlowBackend(ConstructedBackend):
+    """Each forward pass takes ``seconds`` (longer than the request timeout: answering must not count)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def score_pairs(self, pairs):
+        time.sleep(self.seconds)
+        return super().score_pairs(pairs)
+
+
+def closed_within(sock: "socket.socket", seconds: float) -> float:
+    """Seconds until the server closes ``sock`` (reads and drops what it sends); fails after ``seconds``."""
+    started = time.monotonic()
+    sock.settimeout(seconds)
+    while sock.recv(65536):
+        pass
+    return time.monotonic() - started
+
+
+def test_slow_sockets_are_closed_after_the_configured_timeouts(serve_thread_server):
+    from e2h.serve.app import create_app
+
+    settings = ServeSection(prm_path=None, max_wait_ms=0, request_timeout_s=0.5, keep_alive_timeout_s=0.5)
+    server = serve_thread_server(create_app(settings, backend_factory=lambda: SlowBackend(1.0)),
+                                 settings).wait_ready()
+    address = ("127.0.0.1", server.port)
+    with socket.create_connection(address) as silent, socket.create_connection(address) as slow_headers, \
+            socket.create_connection(address) as slow_body:
+        slow_headers.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\n")  # ... and never the rest
+        slow_body.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"problem\"")
+        for sock in (silent, slow_headers, slow_body):
+            assert closed_within(sock, 10) < 5
+    with socket.create_connection(address, timeout=10) as sock:
+        # a forward pass of 1 s > the 0.5 s request timeout: the timer stops once the request is in
+        assert exchange(sock, "/v1/score", {"problem": "p", "solutions": ["Slow.\n\n# Answer\n\n1"]}) == 200
+        assert closed_within(sock, 10) < 5  # then idle on keep-alive: closed after keep_alive_timeout_s
+    assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise SystemExit("e2h serve needs uvicorn: pip install uvicorn fastapi") from err
     from e2h.serve.app import create_app
+    from e2h.serve.server import uvicorn_config
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level)
+    uvicorn.Server(uvicorn_config(create_app(settings), settings, args.log_level)).run()
     return 0
