@@ -1,6 +1,7 @@
 """Accuracy-vs-N curves: for each N, draw N of a problem's pooled samples without replacement, many times.
 
-Data example (two problems, pools of 4 and 3 samples; class 0 = correct answer, -1 = no answer)::
+Data example (two problems, pools of 4 and 3 samples; class 0 = correct answer, -1 = no answer; classes as
+``e2h.rerank.vote_classes`` numbers them, correct classes first)::
 
     classes = [np.array([0, 1, 1, -1]), np.array([2, 0, 0])]
     scores  = {"prm_min": [np.array([.9, .2, .3, .5]), np.array([.1, .8, .4])]}
@@ -8,6 +9,7 @@ Data example (two problems, pools of 4 and 3 samples; class 0 = correct answer, 
     acc = resample_accuracy(classes, scores, methods, n_values=[1, 2, 4], resamples=1000, seed=0)
     acc["majority"].shape == (2, 1000, 3)        # problem x resample x N, expected accuracy over ties
     summarize(acc["majority"])["mean"]           # one number per N, plus a 95% interval
+    resample_accuracy(classes, scores, methods, [1, 2, 4], n_gold=[2, 1])  # problem 0: classes 0 and 1 correct
 
 How a resample is drawn: for every (problem, resample) a uniformly random permutation of the pool is built
 step by step (a vectorised partial Fisher-Yates shuffle, seeded), and the subset for N is its first N entries.
@@ -17,8 +19,8 @@ point is computed once, exactly, by the single-pool functions of ``e2h.rerank`` 
 A problem whose pool is smaller than N uses its whole pool at that N (``resample_accuracy`` reports how many).
 
 Every method keeps a running state per (problem, resample) while the permutation grows one sample at a time:
-vote totals per answer class, the top total and how many classes share it (ties score 1/k when the gold class
-is among k tied classes, as in ``e2h.rerank``); the best score so far, how many samples share it and how many
+vote totals per answer class, the top total and how many classes share it (ties score j/k when j of the k
+tied classes are correct, as in ``e2h.rerank``); the best score so far, how many samples share it and how many
 of those are correct; whether a correct sample has appeared. Cost is O(problems x resamples x max N) with
 numpy doing the inner work over thousands of (problem, resample) columns at once.
 """
@@ -60,15 +62,15 @@ def default_n_values(max_pool: int) -> list[int]:
     return values
 
 
-def full_pool_accuracy(method: Method, classes: np.ndarray, scores: dict[str, np.ndarray]) -> float:
+def full_pool_accuracy(method: Method, classes: np.ndarray, scores: dict[str, np.ndarray], n_gold: int = 1) -> float:
     """One problem, all of its samples: the exact value every resample has when N >= pool size."""
     if method.kind == "majority":
-        return rerank.majority_vote(classes)
+        return rerank.majority_vote(classes, n_gold)
     if method.kind == "pass":
-        return rerank.pass_at_n(classes)
+        return rerank.pass_at_n(classes, n_gold)
     if method.kind == "weighted_vote":
-        return rerank.weighted_vote(classes, scores[method.score])
-    return rerank.best_of_n(classes, scores[method.score])
+        return rerank.weighted_vote(classes, scores[method.score], n_gold)
+    return rerank.best_of_n(classes, scores[method.score], n_gold)
 
 
 def partial_shuffles(pool_size: int, columns: int, draws: int, rng: np.random.Generator) -> np.ndarray:
@@ -95,10 +97,11 @@ def partial_shuffles(pool_size: int, columns: int, draws: int, rng: np.random.Ge
 
 def prefix_accuracy(classes: np.ndarray, scores: dict[str, np.ndarray], methods: Sequence[Method],
                     column_problem: np.ndarray, positions: np.ndarray,
-                    checkpoints: Sequence[int]) -> dict[str, np.ndarray]:
+                    checkpoints: Sequence[int], n_gold: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Accuracy of every method on growing prefixes, for a batch of columns (one (problem, resample) each).
 
-    classes: (G, M) answer classes of G problems with equal pool size M (class 0 = gold, -1 = no answer).
+    classes: (G, M) answer classes of G problems with equal pool size M (-1 = no answer); n_gold: (G,) how
+    many classes are correct per problem (classes 0 .. n_gold-1; default 1: class 0 = gold).
     scores:  name -> (G, M) solution scores. column_problem: (b,) which problem each column samples from.
     positions: (T, b) pool indices in drawing order (column c's first T draws), T >= max(checkpoints).
     Returns name -> (b, len(checkpoints)) expected accuracy after the first N draws, for each N in checkpoints.
@@ -111,7 +114,8 @@ def prefix_accuracy(classes: np.ndarray, scores: dict[str, np.ndarray], methods:
     flat = column_problem.astype(np.intp)[None, :] * m + positions[:steps]  # (T, b) into the (G, M) tables
     cls = np.where(classes >= 0, classes, dummy).ravel()[flat]
     answered = cls != dummy
-    gold = cls == rerank.GOLD_CLASS
+    column_gold = np.ones(g, dtype=np.int32)[column_problem] if n_gold is None else np.asarray(n_gold)[column_problem]
+    gold = answered & (cls < column_gold[None, :])
     ks = np.asarray(checkpoints) - 1
     out = {}
     for method in methods:
@@ -125,7 +129,7 @@ def prefix_accuracy(classes: np.ndarray, scores: dict[str, np.ndarray], methods:
                 w = answered.astype(np.float64)
             else:
                 w = np.where(answered, rerank.vote_weights(scores[method.score]).ravel()[flat], 0.0)
-            out[method.name] = _vote_prefixes(cls, w, n_classes + 1, ks)
+            out[method.name] = _vote_prefixes(cls, w, n_classes + 1, ks, column_gold)
     return out
 
 
@@ -165,11 +169,12 @@ def _best_prefixes(scores: np.ndarray, gold: np.ndarray, ks: np.ndarray) -> np.n
     return acc
 
 
-def _vote_prefixes(cls: np.ndarray, w: np.ndarray, width: int, ks: np.ndarray) -> np.ndarray:
+def _vote_prefixes(cls: np.ndarray, w: np.ndarray, width: int, ks: np.ndarray, n_gold: np.ndarray) -> np.ndarray:
     """Running vote totals per (column, class); after each wanted step, expected accuracy of the vote.
 
     State per column: the top total and how many classes share it. Weights are >= 0, so a class's total only
-    grows: it passes the top (new top, 1 class) or reaches it (one more tied class) or stays below.
+    grows: it passes the top (new top, 1 class) or reaches it (one more tied class) or stays below. At a
+    wanted step, the correct classes (ids below the column's n_gold) that sit at the top are counted.
     """
     steps, b = cls.shape
     base = np.arange(b, dtype=np.intp) * width
@@ -178,6 +183,7 @@ def _vote_prefixes(cls: np.ndarray, w: np.ndarray, width: int, ks: np.ndarray) -
     n_top = np.zeros(b, dtype=np.int32)
     wanted = {int(k): j for j, k in enumerate(ks)}
     acc = np.zeros((b, len(ks)), dtype=np.float32)
+    gold_slots = np.arange(width)[None, :] < n_gold[:, None]  # (b, width): which classes are correct
     for i in range(steps):
         idx = base + cls[i]
         wi = w[i]
@@ -189,18 +195,19 @@ def _vote_prefixes(cls: np.ndarray, w: np.ndarray, width: int, ks: np.ndarray) -
         np.maximum(top, new, out=top)
         j = wanted.get(i)
         if j is not None:
-            gold_total = totals[base + rerank.GOLD_CLASS]
-            acc[:, j] = np.where((top > 0) & (gold_total == top), 1.0 / np.maximum(n_top, 1), 0.0)
+            gold_on_top = ((totals.reshape(b, width) == top[:, None]) & gold_slots).sum(axis=1)
+            acc[:, j] = np.where(top > 0, gold_on_top / np.maximum(n_top, 1), 0.0)
     return acc
 
 
 def resample_accuracy(classes: Sequence[np.ndarray], scores: dict[str, Sequence[np.ndarray]],
                       methods: Sequence[Method], n_values: Sequence[int], resamples: int = 1000,
-                      seed: int = 0) -> dict[str, np.ndarray]:
+                      seed: int = 0, n_gold: Sequence[int] | None = None) -> dict[str, np.ndarray]:
     """Expected accuracy per (problem, resample, N) for every method: name -> float32 (P, R, len(n_values)).
 
-    classes[p] holds problem p's answer classes (``e2h.rerank.answer_classes``); scores[name][p] its solution
-    scores. Problems are grouped by pool size; each group draws its own seeded permutations.
+    classes[p] holds problem p's answer classes and n_gold[p] how many of them are correct
+    (``e2h.rerank.vote_classes``; default 1: class 0 = gold); scores[name][p] its solution scores. Problems
+    are grouped by pool size; each group draws its own seeded permutations.
     """
     n_values = [int(n) for n in n_values]
     if not n_values or min(n_values) < 1 or n_values != sorted(set(n_values)):
@@ -215,18 +222,22 @@ def resample_accuracy(classes: Sequence[np.ndarray], scores: dict[str, Sequence[
     sizes = np.array([len(c) for c in classes])
     if (sizes == 0).any():
         raise ValueError(f"problem {int(np.flatnonzero(sizes == 0)[0])} has an empty pool")
+    golds = np.ones(p, dtype=np.int32) if n_gold is None else np.asarray(n_gold, dtype=np.int32)
+    if len(golds) != p:
+        raise ValueError(f"{p} pools but {len(golds)} n_gold values")
     rng = np.random.default_rng(seed)
     for m in sorted(set(sizes.tolist())):
         members = np.flatnonzero(sizes == m)
         group_classes = np.stack([classes[i] for i in members]).astype(np.int32)
+        group_gold = golds[members]
         group_scores = {name: np.stack([np.asarray(values[i], dtype=np.float64) for i in members])
                         for name, values in scores.items()}
         drawn = [k for k, n in enumerate(n_values) if n < m]
         whole = [k for k, n in enumerate(n_values) if n >= m]
         if whole:  # every resample is the whole pool: one exact value, broadcast
             for method in methods:
-                values = [full_pool_accuracy(method, group_classes[j], {s: v[j] for s, v in group_scores.items()})
-                          for j in range(len(members))]
+                values = [full_pool_accuracy(method, group_classes[j], {s: v[j] for s, v in group_scores.items()},
+                                             int(group_gold[j])) for j in range(len(members))]
                 out[method.name][np.ix_(members, np.arange(resamples), whole)] = np.asarray(values)[:, None, None]
         if not drawn:
             continue
@@ -236,7 +247,8 @@ def resample_accuracy(classes: Sequence[np.ndarray], scores: dict[str, Sequence[
             chunk = np.arange(start, min(start + per_chunk, len(members)))
             column_problem = np.repeat(chunk, resamples)
             positions = partial_shuffles(m, len(column_problem), max(checkpoints), rng)
-            acc = prefix_accuracy(group_classes, group_scores, methods, column_problem, positions, checkpoints)
+            acc = prefix_accuracy(group_classes, group_scores, methods, column_problem, positions, checkpoints,
+                                  group_gold)
             for method in methods:
                 out[method.name][members[chunk], :, : len(drawn)] = acc[method.name].reshape(
                     len(chunk), resamples, len(drawn))

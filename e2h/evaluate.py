@@ -10,10 +10,12 @@ Reads scored samples (``e2h.records.Sample``, one JSON object per line; a folder
 
 Steps: (1) extract each completion's answer and grade every distinct (answer, gold) pair once with the grader's
 batch API (killable SymPy workers; an on-disk cache in the output folder keyed by the grader version);
-(2) build each problem's pool: answer classes grouped by grader equivalence (``e2h.rerank.answer_classes``)
-and solution scores (step-score aggregations min / prod / last / mean, plus any ``aggregates`` such as an ORM
-score); (3) bootstrap every method's accuracy at each N (``e2h.curves``); (4) summarise overall, easy (levels
-1-3), hard (4-5), per level and per subject; (5) write metrics.json, report.md and report.html.
+(2) build each problem's pool: answer classes grouped without the gold, by the grader's equivalence between
+the samples' own answers (``e2h.rerank.answer_classes``; ``eval.vote_grouping: gold`` instead merges every
+answer graded correct, the old optimistic grouping), each class then scored against the gold; and solution
+scores (step-score aggregations min / prod / last / mean, plus any ``aggregates`` such as an ORM score);
+(3) bootstrap every method's accuracy at each N (``e2h.curves``); (4) summarise overall, easy (levels 1-3),
+hard (4-5), per level and per subject; (5) write metrics.json, report.md and report.html.
 """
 
 from __future__ import annotations
@@ -100,6 +102,7 @@ class Grades:
     cache_hits: int = 0
     numeric: str = "exact"  # the numeric convention (grading.numeric) and its tolerance, for the report
     rel_tol: float | None = None
+    answers: list[str | None] | None = None  # the extracted answer texts (what vote grouping compares)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -126,7 +129,8 @@ def grade_samples(samples: list[Sample], timeout_s: float, workers: int, cache_p
         keys = [normalize_answer(s.pred_answer) or None if s.pred_answer is not None else None for s in samples]
         return Grades(keys, [bool(s.correct) and k is not None for s, k in zip(samples, keys)],
                       [s.grade_reason or ("no_answer" if k is None else "from_samples") for s, k in zip(samples, keys)],
-                      grader_version="from the samples file", source="samples file", numeric="from the samples file")
+                      grader_version="from the samples file", source="samples file", numeric="from the samples file",
+                      answers=[s.pred_answer if k is not None else None for s, k in zip(samples, keys)])
     convention = f"{GRADER_VERSION} numeric={numeric}" + (f" rel_tol={rel_tol:g}" if numeric == "rel_tol" else "")
     cache: dict[str, list] = {}
     if cache_path is not None and cache_path.exists():
@@ -155,27 +159,35 @@ def grade_samples(samples: list[Sample], timeout_s: float, workers: int, cache_p
         correct.append(bool(ok))
         reasons.append(reason)
     return Grades(keys, correct, reasons, GRADER_VERSION, "grader", graded_pairs=len(todo), cache_hits=hits,
-                  numeric=numeric, rel_tol=rel_tol if numeric == "rel_tol" else None)
+                  numeric=numeric, rel_tol=rel_tol if numeric == "rel_tol" else None, answers=answers)
 
 
 # --------------------------------------------------------------------------------------------------- pools
 @dataclass
 class Pools:
-    """Per problem: its samples' answer classes and solution scores (name -> array), plus labels."""
+    """Per problem: its samples' answer classes (correct classes 0 .. n_gold-1 first, ``rerank.vote_classes``)
+    and solution scores (name -> array), plus labels and what the grouping found."""
 
     problem_ids: list[str]
     levels: list[int | None]
     subjects: list[str]
     classes: list[np.ndarray]
+    n_gold: list[int] = field(default_factory=list)
     scores: dict[str, list[np.ndarray]] = field(default_factory=dict)
     score_transforms: dict[str, str] = field(default_factory=dict)
+    grouping: dict = field(default_factory=dict)
 
 
-def build_pools(samples: list[Sample], grades: Grades, aggregations: list[str]) -> Pools:
+def build_pools(samples: list[Sample], grades: Grades, aggregations: list[str], grouping: str = "samples",
+                same_answer: rerank.SameAnswer | None = None) -> Pools:
+    """Pools per problem; answers grouped by ``grouping`` (``samples``: gold-blind, with ``same_answer``)."""
     by_problem: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         by_problem[s.problem_id].append(i)
+    for members in by_problem.values():
+        members.sort(key=lambda i: samples[i].sample_index)
     pools = Pools([], [], [], [])
+    pools.grouping = group_answers(list(by_problem.values()), grades, grouping, same_answer, pools)
     has_steps = any(s.step_scores for s in samples)
     # prm.score also stores min / prod / last / mean in `aggregates`; those are recomputed from step_scores
     # (or read from aggregates when a file has no step scores). Any other aggregate (orm_score, ...) is its
@@ -190,13 +202,10 @@ def build_pools(samples: list[Sample], grades: Grades, aggregations: list[str]) 
         return np.array([(samples[i].aggregates or {}).get(name, np.nan) for i in members], dtype=np.float64)
 
     for pid, members in by_problem.items():
-        members.sort(key=lambda i: samples[i].sample_index)
         first = samples[members[0]]
         pools.problem_ids.append(pid)
         pools.levels.append(first.level)
         pools.subjects.append(first.subject or "(none)")
-        pools.classes.append(rerank.answer_classes([grades.keys[i] for i in members],
-                                                   [grades.correct[i] for i in members]))
         for agg in prm_aggs:
             values = (rerank.aggregate_steps([samples[i].step_scores for i in members], agg) if has_steps
                       else column(members, agg))
@@ -210,6 +219,51 @@ def build_pools(samples: list[Sample], grades: Grades, aggregations: list[str]) 
             pools.scores[name] = [1.0 / (1.0 + np.exp(-v)) for v in pools.scores[name]]
             pools.score_transforms[name] = "sigmoid (values outside [0, 1] were read as logits)"
     return pools
+
+
+def group_answers(problems: list[list[int]], grades: Grades, grouping: str,
+                  same_answer: rerank.SameAnswer | None, pools: Pools) -> dict:
+    """Fill pools.classes / pools.n_gold for every problem at once (the grader's comparisons are batched over
+    problems); returns what the grouping did, for metrics.json."""
+    keys = [[grades.keys[i] for i in members] for members in problems]
+    correct = [[grades.correct[i] for i in members] for members in problems]
+    texts = [[grades.answers[i] for i in members] for members in problems] if grades.answers is not None else None
+    started = time.perf_counter()
+    grouped = rerank.vote_classes_many(keys, correct, grouping, same_answer, texts)
+    pools.classes = [g.ids for g in grouped]
+    pools.n_gold = [g.n_gold for g in grouped]
+    distinct_keys = sum(len({k for k in pool if k is not None}) for pool in keys)
+    classes = sum(len(set(g.ids[g.ids >= 0].tolist())) for g in grouped)
+    info = {"vote_grouping": grouping, "seconds": round(time.perf_counter() - started, 3),
+            "distinct_keys": distinct_keys, "classes": classes,
+            # samples grouping: distinct keys the grader joined to another; gold grouping: keys merged into gold
+            "keys_merged": distinct_keys - classes,
+            "mixed_classes": sum(rerank.mixed_classes(g.ids, ok) for g, ok in zip(grouped, correct)),
+            "problems_with_several_correct_classes": sum(g.n_gold > 1 for g in grouped)}
+    if isinstance(same_answer, rerank.GraderSameAnswer) and grouping == "samples":
+        info.update(same_answer.stats())
+    return info
+
+
+def grouping_comparer(cfg, grades: Grades, numeric: str | None = None,
+                      rel_tol: float | None = None) -> rerank.GraderSameAnswer:
+    """The grader equivalence that groups answers, under the numeric convention the grades used."""
+    from e2h.grading.compare import DEFAULT_REL_TOL, NUMERIC_CONVENTIONS
+
+    numeric = numeric or (grades.numeric if grades.numeric in NUMERIC_CONVENTIONS else "exact")
+    rel_tol = rel_tol or grades.rel_tol or DEFAULT_REL_TOL
+    return rerank.GraderSameAnswer(cfg.grader_timeout_s, cfg.grader_workers, numeric, rel_tol)
+
+
+_GROUPING_MEANING = {
+    "samples": "answers grouped without the gold, as a deployed reranker would: equal keys vote together, and "
+               "distinct keys vote together when the grader calls them equal to each other (either as the gold); "
+               "then a class is correct when at least half of its samples were graded correct; several correct "
+               "classes vote apart; samples without an answer never win",
+    "gold": "answers grouped by the grader's normalised key, and every answer graded correct joins the gold class "
+            "(uses the gold: can only raise voting accuracy; eval.vote_grouping=gold, for comparison only); "
+            "samples without an answer never win",
+}
 
 
 def build_methods(cfg, pools: Pools) -> tuple[list[curves.Method], list[str]]:
@@ -247,15 +301,22 @@ def problem_groups(pools: Pools) -> dict[str, dict[str, np.ndarray]]:
 
 # ------------------------------------------------------------------------------------------------- metrics
 def compute_metrics(samples: list[Sample], grades: Grades, cfg, config_dump: dict | None = None,
-                    inputs: list[str] = ()) -> dict:
-    """Everything the report shows, as plain JSON: counts, methods, and curves per split / level / subject."""
+                    inputs: list[str] = (), same_answer: rerank.SameAnswer | None = None) -> dict:
+    """Everything the report shows, as plain JSON: counts, methods, and curves per split / level / subject.
+
+    Answers are grouped by ``cfg.vote_grouping`` (default ``samples``: without the gold), compared by
+    ``same_answer`` (default: the grader, under the grades' numeric convention)."""
     started = time.perf_counter()
     aggregations = list(dict.fromkeys([cfg.best_of_n_aggregation, cfg.weighted_vote_aggregation, *cfg.aggregations]))
-    pools = build_pools(samples, grades, aggregations)
+    grouping = getattr(cfg, "vote_grouping", "samples")
+    if same_answer is None and grouping == "samples":
+        same_answer = grouping_comparer(cfg, grades)
+    pools = build_pools(samples, grades, aggregations, grouping, same_answer)
     methods, headline = build_methods(cfg, pools)
     sizes = np.array([len(c) for c in pools.classes])
     n_values = sorted(set(cfg.n_values)) if cfg.n_values else curves.default_n_values(int(sizes.max()))
-    acc = curves.resample_accuracy(pools.classes, pools.scores, methods, n_values, cfg.resamples, cfg.seed)
+    acc = curves.resample_accuracy(pools.classes, pools.scores, methods, n_values, cfg.resamples, cfg.seed,
+                                   pools.n_gold)
     groups = problem_groups(pools)
     curves_out: dict[str, dict] = {}
     for family, members in groups.items():
@@ -275,7 +336,8 @@ def compute_metrics(samples: list[Sample], grades: Grades, cfg, config_dump: dic
     for p, pid in enumerate(pools.problem_ids):
         classes = pools.classes[p]
         per_problem.append({"problem_id": pid, "level": pools.levels[p], "subject": pools.subjects[p],
-                            "pool": int(len(classes)), "correct": int((classes == rerank.GOLD_CLASS).sum()),
+                            "pool": int(len(classes)), "correct": int(rerank.is_gold(classes, pools.n_gold[p]).sum()),
+                            "correct_classes": len(set(classes[rerank.is_gold(classes, pools.n_gold[p])].tolist())),
                             "unparseable": int((classes < 0).sum()), "distinct_answers": int(len(set(classes[classes >= 0].tolist()))),
                             f"mean_at_n{n_values[-1]}": {m.name: round(float(acc[m.name][p, :, -1].mean()), 6)
                                                           for m in methods}})
@@ -295,6 +357,7 @@ def compute_metrics(samples: list[Sample], grades: Grades, cfg, config_dump: dic
             "problems_with_pool_smaller_than_n": short,
             "problems_per_level": dict(sorted(per_level.items())),
             "problems_per_subject": dict(sorted(Counter(pools.subjects).items())),
+            "grouping": pools.grouping,
         },
         "n_values": n_values,
         "resamples": cfg.resamples,
@@ -305,8 +368,8 @@ def compute_metrics(samples: list[Sample], grades: Grades, cfg, config_dump: dic
                                          "interval for the mean (test-set uncertainty)"},
         "tie_rule": "expected accuracy under a uniformly random tie-break: k answers tied at the top with the gold "
                     "among them score 1/k; best-of-N ties score the correct fraction of the tied samples",
-        "grouping": "answers grouped by the grader's normalised key; every answer graded correct joins the gold "
-                    "class; samples without an answer never win",
+        "vote_grouping": grouping,
+        "grouping": _GROUPING_MEANING[grouping],
         "methods": {m.name: {"kind": m.kind, "score": m.score,
                              "transform": pools.score_transforms.get(m.score or "")} for m in methods},
         "headline_methods": headline,
@@ -340,7 +403,9 @@ def evaluate(config, samples_path: str | Path, out_dir: str | Path) -> dict:
     cfg = config.eval
     grades = grade_samples(samples, cfg.grader_timeout_s, cfg.grader_workers, out_dir / "grades_cache.json",
                            regrade=cfg.regrade, numeric=config.grading.numeric, rel_tol=config.grading.rel_tol)
-    metrics = compute_metrics(samples, grades, cfg, config.model_dump(mode="json"), [str(p) for p in paths])
+    same_answer = grouping_comparer(cfg, grades, config.grading.numeric, config.grading.rel_tol)
+    metrics = compute_metrics(samples, grades, cfg, config.model_dump(mode="json"), [str(p) for p in paths],
+                              same_answer)
     metrics["run_name"] = config.run.name
     write_json(out_dir / "metrics.json", _finite(metrics))
     write_report([metrics], [config.run.name], out_dir)
@@ -389,7 +454,9 @@ def run(args: argparse.Namespace) -> int:
     top = metrics["groups"]["split"]
     n = metrics["n_values"][-1]
     print(f"graded {counts['samples']} samples of {counts['problems']} problems "
-          f"({counts['unparseable']} unparseable, {counts['timeouts']} timeouts); accuracy at N={n}:")
+          f"({counts['unparseable']} unparseable, {counts['timeouts']} timeouts); votes grouped "
+          f"{'without the gold' if metrics['vote_grouping'] == 'samples' else 'WITH the gold (optimistic)'} "
+          f"(eval.vote_grouping={metrics['vote_grouping']}); accuracy at N={n}:")
     for name in metrics["headline_methods"]:
         row = [f"{split} {top[split]['curves'][name]['mean'][-1] * 100:5.1f}" for split in ("all", "easy", "hard")
                if top[split]["n_problems"]]

@@ -22,23 +22,45 @@ def random_pools(rng, problems, pool, n_answers=4, quantised=True):
     return classes, {"s": scores}
 
 
-def test_kernels_match_single_pool_rules_on_every_prefix():
+@pytest.mark.parametrize("most_gold", [1, 3], ids=["one correct class", "up to three correct classes"])
+def test_kernels_match_single_pool_rules_on_every_prefix(most_gold):
     rng = np.random.default_rng(1)
     classes, scores = random_pools(rng, problems=12, pool=10)
+    # gold-blind grouping can leave several correct classes (ids 0 .. n_gold-1) that vote apart
+    n_gold = rng.integers(1, most_gold + 1, size=12)
     resamples = 40
     perms = np.stack([rng.permutation(10) for _ in range(12 * resamples)], axis=1)  # (M, columns)
     column_problem = np.repeat(np.arange(12), resamples)
     checkpoints = [1, 2, 3, 5, 8, 10]
     table = np.stack(classes), {"s": np.stack(scores["s"])}
-    acc = curves.prefix_accuracy(*table, METHODS, column_problem, perms, checkpoints)
+    acc = curves.prefix_accuracy(*table, METHODS, column_problem, perms, checkpoints, n_gold)
     for col, p in enumerate(column_problem):
+        g = int(n_gold[p])
         for k, n in enumerate(checkpoints):
             subset = perms[:n, col]
             c, s = table[0][p, subset], table[1]["s"][p, subset]
-            assert acc["majority"][col, k] == pytest.approx(rerank.majority_vote(c))
-            assert acc["wv"][col, k] == pytest.approx(rerank.weighted_vote(c, s))
-            assert acc["bon"][col, k] == pytest.approx(rerank.best_of_n(c, s))
-            assert acc["pass"][col, k] == rerank.pass_at_n(c)
+            assert acc["majority"][col, k] == pytest.approx(rerank.majority_vote(c, g))
+            assert acc["wv"][col, k] == pytest.approx(rerank.weighted_vote(c, s, g))
+            assert acc["bon"][col, k] == pytest.approx(rerank.best_of_n(c, s, g))
+            assert acc["pass"][col, k] == rerank.pass_at_n(c, g)
+    # whole pools through resample_accuracy read n_gold the same way
+    whole = curves.resample_accuracy(classes, scores, METHODS, [10], resamples=3, seed=0, n_gold=n_gold)
+    for method in METHODS:
+        expected = [curves.full_pool_accuracy(method, c, {"s": s}, int(g))
+                    for c, s, g in zip(classes, scores["s"], n_gold)]
+        np.testing.assert_allclose(whole[method.name][:, 0, 0], expected, rtol=1e-6)
+
+
+def test_correct_classes_vote_apart():
+    # classes 0 and 1 are both correct (grouped without the gold) with 2 votes each; wrong class 2 has 3 and wins.
+    # Merged by the gold they would have won 4-3: the kernels must not merge them.
+    classes = [np.array([0, 0, 1, 1, 2, 2, 2], dtype=np.int32)]
+    acc = curves.resample_accuracy(classes, {}, METHODS[:1] + METHODS[3:], [4, 7], resamples=200, seed=0, n_gold=[2])
+    assert (acc["majority"][0, :, -1] == 0).all() and (acc["pass"][0, :, -1] == 1).all()
+    merged = curves.resample_accuracy([np.array([0, 0, 0, 0, 1, 1, 1])], {}, METHODS[:1], [7], resamples=2)
+    assert (merged["majority"] == 1).all()
+    with pytest.raises(ValueError, match="1 pools but 2 n_gold"):
+        curves.resample_accuracy(classes, {}, METHODS[:1], [4], n_gold=[1, 1])
 
 
 def test_partial_shuffles_are_uniform_permutation_prefixes():
@@ -131,7 +153,7 @@ def test_sample_interval_covers_fresh_experiments():
     for _ in range(40):
         p = rng.uniform(0.1, 0.7)
         pools.append([("gold", True) if rng.random() < p else (str(rng.integers(1, 4)), False) for _ in range(16)])
-    classes = [rerank.answer_classes([k for k, _ in pool], [ok for _, ok in pool]) for pool in pools]
+    classes = [rerank.vote_classes([k for k, _ in pool], [ok for _, ok in pool]).ids for pool in pools]
     acc = curves.resample_accuracy(classes, {}, [Method("majority", "majority")], [4], resamples=1000, seed=1)
     summary = curves.summarize(acc["majority"])
     lo, hi = summary["lo"][0], summary["hi"][0]

@@ -1,4 +1,5 @@
-"""Reranking rules on hand-built pools whose right answers are known (no grader needed: keys + verdicts given)."""
+"""Reranking rules on hand-built pools whose right answers are known (keys + verdicts given), and the gold-blind
+vote grouping: table-driven with a stated equivalence, then with the real grader."""
 
 import math
 
@@ -25,14 +26,19 @@ def test_aggregate_steps_rejects_unknown():
         rerank.aggregate_steps([[0.5]], "max")
 
 
-def test_answer_classes_merge_everything_graded_correct_into_gold():
-    # "1/2" and "0.5" have different keys but both graded correct: one class (0); wrong "3"s share a class
-    classes = rerank.answer_classes(["1/2", "3", None, "0.5", "3", "7"], [True, False, False, True, False, False])
-    assert classes.tolist() == [0, 1, -1, 0, 1, 2]
+def test_gold_merged_classes_merge_everything_graded_correct_into_gold():
+    # the old grouping (eval.vote_grouping=gold): "1/2" and "0.5" join class 0 because both were graded correct
+    classes = rerank.gold_merged_classes(["1/2", "3", None, "0.5", "3", "7"], [True, False, False, True, False, False])
+    assert classes.ids.tolist() == [0, 1, -1, 0, 1, 2] and classes.n_gold == 1
     # a key graded correct once (another copy timed out) is gold for every copy
-    assert rerank.answer_classes(["4", "4"], [False, True]).tolist() == [0, 0]
+    assert rerank.gold_merged_classes(["4", "4"], [False, True]).ids.tolist() == [0, 0]
     # no gold known (serving): first appearance order from 0
     assert rerank.answer_classes(["b", "a", "b", None]).tolist() == [0, 1, 0, -1]
+
+
+def test_answer_classes_refuse_verdicts():
+    with pytest.raises(TypeError, match="never sees verdicts"):
+        rerank.answer_classes(["4", "5"], [True, False])
 
 
 # (name, keys, correct, scores, majority, weighted vote, best-of-N, pass)
@@ -44,8 +50,13 @@ POOLS = [
     ("1-1 tie", ["4", "5"], [1, 0], [0.5, 0.5], 0.5, 0.5, 0.5, 1.0),
     ("three-way tie", ["4", "5", "6"], [1, 0, 0], [0.25, 0.25, 0.25], 1 / 3, 1 / 3, 1 / 3, 1.0),
     ("tie between two wrong answers", ["5", "6", "4"], [0, 0, 1], [0.5, 0.5, 0.25], 1 / 3, 0.0, 0.0, 1.0),
-    ("equivalent forms vote together", ["1/2", "0.5", "3", "3"], [1, 1, 0, 0], [0.5, 0.5, 0.5, 0.5],
+    ("equal keys vote together", ["1/2", "1/2", "3", "3"], [1, 1, 0, 0], [0.5, 0.5, 0.5, 0.5],
      0.5, 0.5, 0.5, 1.0),
+    # without an equivalence "1/2" and "0.5" are two correct classes: they vote apart, "3" wins 2-1-1
+    ("correct answers not known equal vote apart", ["1/2", "0.5", "3", "3"], [1, 1, 0, 0], [0.5, 0.5, 0.3, 0.3],
+     0.0, 0.0, 1.0, 1.0),
+    ("two correct classes tie with a wrong one", ["1/2", "0.5", "3"], [1, 1, 0], [0.5, 0.5, 0.5], 2 / 3, 2 / 3, 2 / 3,
+     1.0),
     ("unanswered never wins", [None, None, None, "5"], [0, 0, 0, 0], [0.99, 0.99, 0.99, 0.1], 0.0, 0.0, 0.0, 0.0),
     ("unanswered does not block the right one", [None, None, "5"], [0, 0, 1], [0.99, 0.99, 0.1], 1.0, 1.0, 1.0, 1.0),
     ("no answers at all", [None, None], [0, 0], [0.5, 0.5], 0.0, 0.0, 0.0, 0.0),
@@ -58,17 +69,17 @@ POOLS = [
 @pytest.mark.parametrize("name, keys, correct, scores, majority, weighted, best, oracle", POOLS,
                          ids=[p[0] for p in POOLS])
 def test_methods_on_hand_built_pools(name, keys, correct, scores, majority, weighted, best, oracle):
-    classes = rerank.answer_classes(keys, [bool(c) for c in correct])
+    classes, n_gold = rerank.vote_classes(keys, [bool(c) for c in correct])
     scores = np.array(scores)
-    assert rerank.majority_vote(classes) == pytest.approx(majority)
-    assert rerank.weighted_vote(classes, scores) == pytest.approx(weighted)
-    assert rerank.best_of_n(classes, scores) == pytest.approx(best)
-    assert rerank.pass_at_n(classes) == oracle
+    assert rerank.majority_vote(classes, n_gold) == pytest.approx(majority)
+    assert rerank.weighted_vote(classes, scores, n_gold) == pytest.approx(weighted)
+    assert rerank.best_of_n(classes, scores, n_gold) == pytest.approx(best)
+    assert rerank.pass_at_n(classes, n_gold) == oracle
 
 
 def test_best_of_n_ties_score_the_correct_fraction():
-    classes = rerank.answer_classes(["4", "5", "5", "4"], [True, False, False, True])
-    assert rerank.best_of_n(classes, np.array([0.9, 0.9, 0.9, 0.2])) == pytest.approx(1 / 3)
+    classes, n_gold = rerank.vote_classes(["4", "5", "5", "4"], [True, False, False, True])
+    assert rerank.best_of_n(classes, np.array([0.9, 0.9, 0.9, 0.2]), n_gold) == pytest.approx(1 / 3)
 
 
 def test_weighted_vote_rejects_logits():
