@@ -208,6 +208,10 @@ class EvalSection(Section):
     aggregations: list[Literal["min", "prod", "last", "mean"]] = Field(
         default_factory=lambda: ["min", "prod", "last", "mean"])
     regrade: bool = True  # False: trust `correct` / `pred_answer` already in the samples file
+    # how answers are grouped before voting (e2h.rerank): "samples" groups them without the gold, by the grader's
+    # equivalence between the samples' own answers, as a deployed reranker must; "gold" merges every answer graded
+    # correct into one class first, which only the gold can do (optimistic; kept to show the difference, issue #16)
+    vote_grouping: Literal["samples", "gold"] = "samples"
     grader_timeout_s: float = 5.0
     grader_workers: int = 2
 

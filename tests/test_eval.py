@@ -1,5 +1,6 @@
 """`e2h eval` end to end on a small samples file: metrics.json agrees with a plain-Python recomputation,
-answers group by grader equivalence, bad input fails with file:line:field, and `e2h report` compares runs."""
+answers group by the grader's equivalence between samples (never by the gold), the old gold-merging grouping
+scores higher where it differs, bad input fails with file:line:field, and `e2h report` compares runs."""
 
 import json
 import math
@@ -12,6 +13,7 @@ from e2h.cli import main
 
 POOL = 8
 N_PROBLEMS = 20
+CRAFTED = 3  # problems built to need grouping by equivalence (eq-right, eq-wrong, interval)
 
 
 def solution(answer: str | None, rng) -> str:
@@ -20,14 +22,14 @@ def solution(answer: str | None, rng) -> str:
 
 
 def make_samples(seed: int = 0) -> list[dict]:
-    """Synthetic scored samples: higher step scores for right answers; a few without an answer; two problems
+    """Synthetic scored samples: higher step scores for right answers; a few without an answer; three problems
     built to need grader-equivalence grouping."""
     rng = random.Random(seed)
     rows = []
 
     def add(pid, level, subject, gold, answers, good_score=0.75):
         for k, answer in enumerate(answers):
-            right = answer is not None and answer == gold
+            right = answer is not None and answer in (gold, "x \\ge 5")
             steps = [min(1.0, max(0.0, rng.gauss(good_score if right else 0.5, 0.2))) for _ in range(3)]
             rows.append({"problem_id": pid, "sample_index": k, "prompt": "# Question\n\nq\n\n# Solution\n\n",
                          "completion": solution(answer, rng), "gold_answer": gold, "level": level,
@@ -44,6 +46,11 @@ def make_samples(seed: int = 0) -> list[dict]:
     add("eq-right", 4, "Algebra", "1/2", ["\\frac12", "3", "0.5", "3", "\\frac{1}{2}", "7", None, "9"])
     # a wrong answer written three ways ("3", "\frac{6}{2}", "6/2"): one class that out-votes the gold (2)
     add("eq-wrong", 2, "Algebra", "5", ["3", "5", "\\frac{6}{2}", "5", "6/2", None, "8", "9"])
+    # distinct grader keys that the grader calls equal: the right answer as an interval and as an inequality (2),
+    # and a wrong one written three ways, "(5,\infty)", "x > 5", "5 < x" (3). Without the gold the wrong
+    # answer wins 3-2; merging everything graded correct into one class, the gold wins 2-1-1-1
+    add("interval", 5, "Algebra", "[5,\\infty)",
+        ["[5,\\infty)", "(5,\\infty)", "x \\ge 5", "x > 5", "5 < x", None, "7", "8"])
     return rows
 
 
@@ -64,7 +71,7 @@ def eval_run(tmp_path_factory):
 
 
 def plain_grades(rows):
-    """Grade each sample on its own (no batching, no cache) and group as the paper's voting needs."""
+    """Grade each sample on its own (no batching, no cache); keep its answer text for grouping."""
     from e2h.grading import grade
     from e2h.text_format import extract_final_answer
 
@@ -73,42 +80,74 @@ def plain_grades(rows):
         answer = extract_final_answer(row["completion"])
         verdict = grade(answer, row["gold_answer"]) if answer is not None else None
         key = None if verdict is None else verdict.pred_normalized
-        problems[row["problem_id"]].append((key, bool(verdict and verdict.correct), row))
+        problems[row["problem_id"]].append((key, bool(verdict and verdict.correct), row, answer))
     return problems
 
 
-def plain_methods(pool):
-    gold_keys = {k for k, ok, _ in pool if ok}
-    label = lambda k: "GOLD" if k in gold_keys else k  # noqa: E731
+def plain_labels(pool):
+    """Gold-blind classes the slow way: every pair of answered samples is compared (equal keys, or the grader
+    accepts either answer with the other as the gold), then connected components; a class is correct when at
+    least half of its samples are. Returns (label per sample or None, set of correct labels)."""
+    from e2h.grading import answers_equivalent
+
+    answered = [i for i, (key, *_) in enumerate(pool) if key is not None]
+    label = {i: i for i in answered}
+
+    def same(i, j):
+        (ki, _, _, ai), (kj, _, _, aj) = pool[i], pool[j]
+        return ki == kj or answers_equivalent(ai, aj) or answers_equivalent(aj, ai)
+
+    changed = True
+    while changed:  # propagate the smallest label along equal pairs until nothing moves
+        changed = False
+        for i in answered:
+            for j in answered:
+                if label[j] > label[i] and same(i, j):
+                    label[j], changed = label[i], True
+    members = defaultdict(list)
+    for i in answered:
+        members[label[i]].append(pool[i][1])
+    correct = {c for c, oks in members.items() if 2 * sum(oks) >= len(oks)}
+    return [label.get(i) for i in range(len(pool))], correct
+
+
+def plain_methods(pool, grouping="samples"):
+    if grouping == "samples":
+        labels, gold = plain_labels(pool)
+    else:  # the old grouping: every key graded correct is one "GOLD" class
+        gold_keys = {k for k, ok, *_ in pool if ok}
+        labels = [None if k is None else "GOLD" if k in gold_keys else k for k, *_ in pool]
+        gold = {"GOLD"}
     votes, weights = defaultdict(float), defaultdict(float)
-    for key, _, row in pool:
-        if key is not None:
-            votes[label(key)] += 1
-            weights[label(key)] += math.prod(row["step_scores"])
+    for label, (_, _, row, _) in zip(labels, pool):
+        if label is not None:
+            votes[label] += 1
+            weights[label] += math.prod(row["step_scores"])
 
     def vote(totals):
         if not totals or max(totals.values()) <= 0:
             return 0.0
         top = max(totals.values())
         tied = [k for k, v in totals.items() if v == top]
-        return tied.count("GOLD") / len(tied)
+        return sum(k in gold for k in tied) / len(tied)
 
-    answered = [(min(row["step_scores"]), label(key) == "GOLD") for key, _, row in pool if key is not None]
+    answered = [(min(row["step_scores"]), label in gold) for label, (_, _, row, _) in zip(labels, pool)
+                if label is not None]
     best = max(s for s, _ in answered) if answered else None
     tied = [ok for s, ok in answered if s == best]
     return {"majority": vote(votes), "weighted_vote/prod": vote(weights),
             "best_of_n/min": sum(tied) / len(tied) if tied else 0.0,
-            "oracle (pass@N)": float(bool(gold_keys))}
+            "oracle (pass@N)": float(any(label in gold for label in labels))}
 
 
 def test_metrics_agree_with_plain_recomputation(eval_run):
     metrics, rows = eval_run["metrics"], make_samples()
     problems = plain_grades(rows)
     counts = metrics["counts"]
-    assert counts["problems"] == len(problems) == N_PROBLEMS + 2
+    assert counts["problems"] == len(problems) == N_PROBLEMS + CRAFTED
     assert counts["samples"] == len(rows)
-    assert counts["unparseable"] == sum(1 for pool in problems.values() for k, _, _ in pool if k is None)
-    assert counts["correct"] == sum(ok for pool in problems.values() for _, ok, _ in pool)
+    assert counts["unparseable"] == sum(1 for pool in problems.values() for k, *_ in pool if k is None)
+    assert counts["correct"] == sum(ok for pool in problems.values() for _, ok, *_ in pool)
     assert counts["timeouts"] == 0
     assert metrics["grader_version"].startswith("e2h-grader")
     assert metrics["n_values"] == [1, 2, 4, 8]
@@ -128,7 +167,7 @@ def test_metrics_agree_with_plain_recomputation(eval_run):
             assert curve["mean"][-1] == pytest.approx(expected, abs=1e-6), (name, method)
             assert curve["lo"][-1] == pytest.approx(expected, abs=1e-6)
     # at N = 1 every method is the accuracy of one random sample
-    per_sample = sum(ok for pool in problems.values() for _, ok, _ in pool) / len(rows)
+    per_sample = sum(ok for pool in problems.values() for _, ok, *_ in pool) / len(rows)
     for method in ("majority", "weighted_vote/prod", "best_of_n/min"):
         assert split["all"]["curves"][method]["mean"][0] == pytest.approx(per_sample, abs=0.05)
     assert split["all"]["curves"]["oracle (pass@N)"]["mean"] == sorted(split["all"]["curves"]["oracle (pass@N)"]["mean"])
@@ -141,12 +180,48 @@ def test_answers_group_by_grader_equivalence(eval_run):
     from e2h.grading import normalize_answer
 
     assert normalize_answer("\\frac{6}{2}") == normalize_answer("6/2") == normalize_answer("3")  # precondition
-    per_problem = {row["problem_id"]: row for row in eval_run["metrics"]["per_problem"]}
+    metrics = eval_run["metrics"]
+    per_problem = {row["problem_id"]: row for row in metrics["per_problem"]}
     at = f"mean_at_n{POOL}"
     assert per_problem["eq-right"][at]["majority"] == 1.0  # 3 spellings of 1/2 beat two "3"s
     assert per_problem["eq-right"]["distinct_answers"] == 4  # gold, 3, 7, 9
     assert per_problem["eq-wrong"][at]["majority"] == 0.0  # 3 spellings of 3 beat two "5"s
     assert per_problem["eq-wrong"]["distinct_answers"] == 4  # 3, gold, 8, 9
+    # five distinct keys in two classes: [5,oo) = x>=5 (right), (5,oo) = x>5 = 5<x (wrong, and it wins 3-2)
+    assert per_problem["interval"]["distinct_answers"] == 4  # right, wrong, 7, 8
+    assert per_problem["interval"][at]["majority"] == 0.0 and per_problem["interval"]["correct_classes"] == 1
+    assert metrics["vote_grouping"] == "samples" and "without the gold" in metrics["grouping"]
+    grouping = metrics["counts"]["grouping"]
+    assert grouping["keys_merged"] == 3 and grouping["mixed_classes"] == 0
+    assert grouping["problems_with_several_correct_classes"] == 0 and grouping["compared_pairs"] > 0
+    report = (eval_run["out"] / "report.md").read_text(encoding="utf-8")
+    assert "votes grouped without the gold (vote_grouping=samples)" in report
+
+
+def test_gold_merging_grouping_scores_higher_where_it_differs(eval_run, capsys):
+    """eval.vote_grouping=gold (the old grouping, which reads the gold) is recorded as such and can only raise
+    the votes; on the crafted "interval" problem it turns a wrong majority into a right one."""
+    out = eval_run["root"] / "gold_grouping"
+    assert main(["eval", "--samples", str(eval_run["samples"]), "--out", str(out), "run.name=gold-grouping",
+                 "eval.resamples=200", "eval.vote_grouping=gold"]) == 0
+    assert "WITH the gold (optimistic) (eval.vote_grouping=gold)" in capsys.readouterr().out
+    gold = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    blind = eval_run["metrics"]
+    assert gold["vote_grouping"] == "gold" and "compared_pairs" not in gold["counts"]["grouping"]
+    assert "with the gold, optimistic (vote_grouping=gold)" in (out / "report.md").read_text(encoding="utf-8")
+    at = f"mean_at_n{POOL}"
+    by_id = {row["problem_id"]: row for row in blind["per_problem"]}
+    for row in gold["per_problem"]:
+        for method in ("majority", "weighted_vote/prod"):
+            assert row[at][method] >= by_id[row["problem_id"]][at][method], (row["problem_id"], method)
+    assert {row["problem_id"]: row for row in gold["per_problem"]}["interval"][at]["majority"] == 1.0
+    for name in ("all", "hard"):
+        g, b = (m["groups"]["split"][name]["curves"]["majority"]["mean"][-1] for m in (gold, blind))
+        assert g > b
+    # the independent recomputation agrees with both groupings
+    problems = plain_grades(make_samples())
+    curve = gold["groups"]["split"]["all"]["curves"]["majority"]["mean"][-1]
+    assert curve == pytest.approx(sum(plain_methods(p, "gold")["majority"] for p in problems.values()) / len(problems))
 
 
 def test_rerun_uses_the_grade_cache_and_report_compares_runs(eval_run, capsys):

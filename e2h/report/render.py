@@ -74,6 +74,25 @@ def _value(metrics: dict, family: str, group: str, method: str, n: int):
     return g["curves"][method]["mean"][metrics["n_values"].index(n)]
 
 
+def _vote_grouping(metrics: dict) -> str:
+    """How the run grouped answers before voting, in a few words (metrics before issue #16 merged by the gold)."""
+    grouping = metrics.get("vote_grouping", "gold")
+    if grouping == "samples":
+        return "without the gold (vote_grouping=samples)"
+    return "with the gold, optimistic (vote_grouping=gold)"
+
+
+def _grouping_counts(info: dict | None) -> str:
+    if not info:
+        return ""
+    text = (f" ({info['distinct_keys']} distinct answers in {info['classes']} classes, {info['keys_merged']} merged, "
+            f"{info['mixed_classes']} classes with mixed verdicts, {info['problems_with_several_correct_classes']} "
+            f"problems with several correct classes")
+    if "compared_pairs" in info:
+        text += f"; {info['compared_pairs']} grader comparisons, {info['timeouts']} timeouts"
+    return text + f"; {info['seconds']} s)"
+
+
 def build_report(runs: list[Run]) -> Report:
     multi = len(runs) > 1
     first = runs[0][1]
@@ -93,7 +112,7 @@ def build_report(runs: list[Run]) -> Report:
             f"hard), {c['samples']} samples (pool {c['pool_size']['min']}–{c['pool_size']['max']} per problem), "
             f"{c['unparseable']} without an answer, {c['timeouts']} grader timeouts; grader {m['grader_version']} "
             f"(numeric convention {m.get('numeric_convention', 'exact').split(':')[0]}), "
-            f"{m['resamples']} resamples per N.")
+            f"votes grouped {_vote_grouping(m)}, {m['resamples']} resamples per N.")
 
     report = Report(title, summary)
     # 1. headline: methods x N x all / easy / hard
@@ -176,7 +195,8 @@ def build_report(runs: list[Run]) -> Report:
                  [label, "resamples / seed", f"{m['resamples']} / {m['seed']}"],
                  [label, "interval shown", f"{m['interval']['shown']}: {m['interval'][m['interval']['shown']]}"],
                  [label, "ties", m["tie_rule"]],
-                 [label, "answer grouping", m["grouping"]],
+                 [label, "vote grouping", f"{m.get('vote_grouping', 'gold')}: {m['grouping']}"
+                                          + _grouping_counts(m["counts"].get("grouping"))],
                  [label, "inputs", ", ".join(m["inputs"])]]
         short = m["counts"]["problems_with_pool_smaller_than_n"]
         if short:
