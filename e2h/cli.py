@@ -17,6 +17,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("world", "e2h.world.commands", "generate the offline leveled world and its tiny models"),
     ("models", "e2h.models", "convert a packaged pretrained model (SmolLM2-135M GGUF) into an HF checkpoint, once"),
     ("doctor", "e2h.doctor", "check versions, devices, disk, paths, collectives and the Ray cluster before a run"),
+    ("pretrain", "policy.pretrain", "pretrain the world's base model on its unlabeled corpus, once per world config"),
     ("sft", "policy.sft", "fine-tune the policy on step-formatted solutions with DeepSpeed (resumable)"),
     ("sample", "policy.sample", "sample N solutions per problem with vLLM (sharded, resumable, Ray actors)"),
     ("ppo", "policy.ppo", "PPO with process rewards (DeepSpeed actor/critic, vLLM rollouts)"),

@@ -90,11 +90,26 @@ class WorldSection(Section):
     leaf_max: list[int] | None = None  # largest number written in a problem
     value_cap: list[int] | None = None  # largest intermediate value
     nest_p: list[float] | None = None  # chance an operand is itself a bracketed operation (0 = none)
+    # The unlabeled pretraining corpus (`e2h pretrain`): the world's analogue of web math, solutions at all five
+    # levels written by imperfect authors, never a validation or test problem (README "The base model").
+    # corpus problems per level (at most: a level with fewer distinct problems gives what it has), drawn from
+    # their own stream
+    corpus_per_level: int = Field(default=2000, ge=0)
+    # share of corpus solutions with one random slip (e2h.world.flaws kinds): real text is not all correct
+    corpus_slip_share: float = Field(default=0.15, ge=0, le=1)
+    # misconception rule -> share of corpus authors who hold it (e2h.world.misconceptions); an author applies the
+    # rule wherever it applies, so many samples of one problem share its wrong answer. The same rules also make
+    # PRM negatives on the easy training problems. None by default; configs/demo.yaml sets them.
+    misconceptions: dict[str, float] = Field(default_factory=dict)
 
 
 class TokenizerSection(Section):
     vocab_size: int = 512
     path: str | None = None  # an existing tokenizer folder; None = train one on the world's text
+    # True: every digit its own token (a model that never saw a level's larger numbers still knows their
+    # tokens); False: BPE merges frequent numbers into one token each, so a step's fact is one lookup (with a
+    # base pretrained on every level, no number is unseen)
+    split_digits: bool = True
 
 
 class BackboneSection(Section):
@@ -153,6 +168,20 @@ class SFTSection(TrainSection):
     output_dir: str | None = None  # default: <run.out_dir>/sft
     data: str | None = None  # SFTExample JSONL; default: <run.out_dir>/data/sft_train.jsonl
     init: str | None = None  # the model to fine-tune; default: policy.path
+
+
+class PretrainSection(TrainSection):
+    """`e2h pretrain`: causal-LM training of the world's base model on the unlabeled corpus (loss on every
+    token), the analogue of Llemma's pretraining on web math; both the SFT policy and the PRM start from it."""
+
+    epochs: float = 1.0
+    lr: float = 1e-3
+    warmup_ratio: float = 0.02
+    global_batch_size: int = 64
+    micro_batch_size: int = 32
+    max_length: int = 384
+    freeze_embeddings_and_norms: bool = False
+    output_dir: str | None = None  # default: $E2H_CACHE/world-bases/<hash of what decides the base>
 
 
 class SampleSection(Section):
@@ -344,7 +373,11 @@ class DemoSection(Section):
     # where the PRM starts: "sft" = the SFT policy (the demo's stand-in for a pretrained LM: a random "base"
     # model knows nothing of the world's arithmetic), "init" = the untrained prm_backbone (the paper's choice
     # of the base model, which on real runs is a pretrained Llemma)
-    prm_init: Literal["sft", "init"] = "sft"
+    prm_init: Literal["sft", "init", "base"] = "sft"
+    # where the world's policy starts: "scratch" = an untrained tiny Llama, "base" = the base model `e2h pretrain`
+    # builds once per world config on the unlabeled all-level corpus (the paper's Llemma); "base" also makes
+    # --seeds keep the world (and so the base) and vary everything after it
+    policy_init: Literal["scratch", "base"] = "scratch"
     # data.source=math: the pretrained model (e2h.models registry name) both the policy and the PRM start from,
     # and the RL stages run after eval (each sized by its own section)
     base_model: str = "smollm2-135m"
@@ -360,6 +393,7 @@ class RunConfig(Section):
     prm_backbone: BackboneSection = Field(default_factory=BackboneSection)
     prm: PRMSection = Field(default_factory=PRMSection)
     sft: SFTSection = Field(default_factory=SFTSection)
+    pretrain: PretrainSection = Field(default_factory=PretrainSection)
     sample: SampleSection = Field(default_factory=SampleSection)
     score: ScoreSection = Field(default_factory=ScoreSection)
     eval: EvalSection = Field(default_factory=EvalSection)

@@ -8,6 +8,8 @@ with ``data.source: math``, on real MATH / PRM800K files with a pretrained model
 
 Stages (each is the same command a cluster run uses, run as its own process on the resolved config):
 
+0. base      (demo.policy_init: base) `e2h pretrain`: the base model, causal-LM trained on an unlabeled corpus of
+             all five levels (never a validation / test problem), built once per world config and cached
 1. world     the leveled world (train / validation / test, levels 1-5), a tokenizer, tiny policy and PRM backbones
 2. data      `e2h data prepare`: SFT data and PRM data (reference + flawed solutions) from levels 1-3 only
 3. sft       `e2h sft`: the policy learns to write step-by-step solutions on levels 1-3 (DeepSpeed)
@@ -54,6 +56,8 @@ class Stage:
     name: str
     run: Callable[[RunConfig, Path], list[Path]]  # returns the outputs that mark it done
     describe: str
+    # what the stage's result depends on beyond its outputs (None: the outputs alone); a changed value reruns it
+    fingerprint: Callable[[RunConfig], str] | None = None
 
 
 # --------------------------------------------------------------------------------------------- stage bodies
@@ -63,6 +67,19 @@ def e2h_command(config_path: Path, *args: str) -> None:
     result = subprocess.run(command, env=os.environ.copy())
     if result.returncode != 0:
         raise RuntimeError(f"stage command failed (exit {result.returncode}): {' '.join(command)}")
+
+
+def stage_base(cfg: RunConfig, config_path: Path) -> list[Path]:
+    from policy.pretrain import base_model
+
+    e2h_command(config_path, "pretrain")  # skips at once when this world config's base is already built
+    return [base_model(cfg) / "config.json"]
+
+
+def base_fingerprint(cfg: RunConfig) -> str:
+    from policy.pretrain import base_fingerprint as fingerprint
+
+    return fingerprint(cfg)
 
 
 def stage_world(cfg: RunConfig, config_path: Path) -> list[Path]:
@@ -125,7 +142,7 @@ def dedupe(examples: list[StepExample]) -> list[StepExample]:
 
 
 def stage_prm(cfg: RunConfig, config_path: Path) -> list[Path]:
-    backbone = cfg.out_path("sft") if cfg.demo.prm_init == "sft" else cfg.prm_backbone.path
+    backbone = cfg.out_path("sft") if cfg.demo.prm_init == "sft" else cfg.prm_backbone.path  # "base": see with_base
     data = cfg.out_path("data", "prm_demo.jsonl" if cfg.data.source == "world" else "prm_train.jsonl")
     e2h_command(config_path, "train-prm", f"prm.data={data}", f"prm_backbone.path={backbone}")
     return [cfg.out_path("prm", "config.json")]
@@ -164,6 +181,8 @@ def stage_grpo(cfg: RunConfig, config_path: Path) -> list[Path]:
 
 
 STAGES = [
+    Stage("base", stage_base, "base model pretrained on the unlabeled all-level corpus (once per world config)",
+          fingerprint=base_fingerprint),
     Stage("world", stage_world, "leveled world, tokenizer, tiny backbones"),
     Stage("data", stage_data, "SFT + PRM data from levels 1-3"),
     Stage("sft", stage_sft, "SFT of the policy on levels 1-3 (DeepSpeed)"),
@@ -194,8 +213,23 @@ def demo_config(config: str | None, overrides: list[str], out: str | None, seed:
     if out:
         extra.append(f"run.out_dir={out}")
     if seed is not None:
-        extra += [f"run.seed={seed}", f"world.seed={seed}", f"sample.seed={seed}"]
+        extra += [f"run.seed={seed}", f"sample.seed={seed}"]
+        if load_config(config or DEFAULT_CONFIG, extra).demo.policy_init == "scratch":
+            extra.append(f"world.seed={seed}")  # with a base, the world (its corpus, its base) is shared by seeds
     return load_config(config or DEFAULT_CONFIG, extra)
+
+
+def with_base(cfg: RunConfig) -> RunConfig:
+    """After the base stage: the world stage and every later one use the base's tokenizer and weights."""
+    from policy.pretrain import base_dir
+
+    base = base_dir(cfg)
+    cfg = cfg.model_copy(deep=True)
+    cfg.tokenizer.path = str(base / "tokenizer")
+    cfg.policy.path = str(base / "model")
+    if cfg.demo.prm_init == "base":
+        cfg.prm_backbone.path = str(base / "model")
+    return cfg
 
 
 def with_built_backbones(cfg: RunConfig) -> RunConfig:
@@ -216,7 +250,8 @@ def with_built_backbones(cfg: RunConfig) -> RunConfig:
 
 def demo_stages(cfg: RunConfig, with_ppo: bool) -> list[Stage]:
     if cfg.data.source == "world":
-        return [s for s in STAGES if with_ppo or s.name != "ppo"]
+        return [s for s in STAGES if (with_ppo or s.name != "ppo") and (cfg.demo.policy_init == "base"
+                                                                          or s.name != "base")]
     wanted = set(cfg.demo.rl_stages) | ({"ppo"} if with_ppo else set())
     return [s for s in MATH_STAGES if s.name not in ("grpo", "ppo") or s.name in wanted]
 
@@ -236,25 +271,33 @@ def run_demo(cfg: RunConfig, with_ppo: bool = False, force: bool = False, log=pr
     stages = demo_stages(cfg, with_ppo)
     for index, stage in enumerate(stages, start=1):
         key = f"demo/{stage.name}"
-        if manifest.is_done(key):
+        fingerprint = stage.fingerprint(cfg) if stage.fingerprint else None
+        if manifest.is_done(key) and manifest.entries[key].get("fingerprint") == fingerprint:
             log(f"[{index}/{len(stages)}] {stage.name:9s} done already ({stage.describe})")
             timings[stage.name] = 0.0
-            if stage.name in ("world", "models"):
-                cfg = with_built_backbones(cfg)
-                config_path = save_config(cfg, out)
+            cfg, config_path = after_stage(stage.name, cfg, out, config_path)
             continue
         log(f"[{index}/{len(stages)}] {stage.name:9s} {stage.describe} ...")
         t0 = time.perf_counter()
         outputs = stage.run(cfg, config_path)
         timings[stage.name] = time.perf_counter() - t0
         manifest = Manifest(out / "manifest.json")  # stage commands add their own entries meanwhile
-        manifest.mark_done(key, outputs, seconds=round(timings[stage.name], 1))
+        manifest.mark_done(key, outputs, seconds=round(timings[stage.name], 1), fingerprint=fingerprint)
         log(f"[{index}/{len(stages)}] {stage.name:9s} finished in {timings[stage.name]:.1f} s "
             f"(elapsed {time.perf_counter() - started:.1f} s)")
-        if stage.name in ("world", "models"):
-            cfg = with_built_backbones(cfg)
-            config_path = save_config(cfg, out)
+        cfg, config_path = after_stage(stage.name, cfg, out, config_path)
     return {"timings": timings, "metrics": str(cfg.out_path("eval", "metrics.json"))}
+
+
+def after_stage(name: str, cfg: RunConfig, out: Path, config_path: Path) -> tuple[RunConfig, Path]:
+    """The stages that make models point the config at them, for every later stage."""
+    if name == "base":
+        cfg = with_base(cfg)
+    elif name in ("world", "models"):
+        cfg = with_built_backbones(cfg)
+    else:
+        return cfg, config_path
+    return cfg, save_config(cfg, out)
 
 
 def effect(metrics: dict, split: str = "hard") -> dict[str, float]:
@@ -264,6 +307,7 @@ def effect(metrics: dict, split: str = "hard") -> dict[str, float]:
 
 
 CHECKED = "checked@1"
+STEP_AUC = "step_auc_x100"
 
 
 def checked_chain_rate(cfg: RunConfig, levels: tuple[int, ...] = (4, 5)) -> float:
@@ -278,9 +322,24 @@ def checked_chain_rate(cfg: RunConfig, levels: tuple[int, ...] = (4, 5)) -> floa
         steps = split_solution(sample.completion)
         return bool(steps) and is_answer_step(steps[-1]) and all(check_steps(problems[sample.problem_id], steps))
 
-    verdicts = [checked(s) for shard in sorted(cfg.out_path("scored").glob("shard-*.jsonl"))
-                for s in iter_records(shard, Sample) if s.level in levels]
+    verdicts = [checked(s) for s in scored_samples(cfg) if s.level in levels]
     return 100 * sum(verdicts) / max(len(verdicts), 1)
+
+
+def scored_samples(cfg: RunConfig) -> list[Sample]:
+    return [s for shard in sorted(cfg.out_path("scored").glob("shard-*.jsonl")) for s in iter_records(shard, Sample)]
+
+
+def verifier_auc(cfg: RunConfig) -> dict[str, dict[str, float]]:
+    """Step-level ROC-AUC of the PRM against the world's checker on the test samples, easy vs hard levels;
+    written to eval/step_auc.json."""
+    from e2h.jsonl import write_json
+    from e2h.world.verifier_quality import step_auc
+
+    problems = {p.id: p for p in load_records(cfg.out_path("world", "test.jsonl"), Problem)}
+    result = step_auc(problems, scored_samples(cfg), {"easy": (1, 2, 3), "hard": (4, 5)})
+    write_json(cfg.out_path("eval", "step_auc.json"), result)
+    return result
 
 
 def timing_table(timings: dict[str, float]) -> str:
@@ -330,6 +389,10 @@ def run(args: argparse.Namespace) -> int:
         per_seed[cfg.run.seed] = effect(metrics)
         if cfg.data.source == "world":
             per_seed[cfg.run.seed][CHECKED] = checked_chain_rate(cfg)
+            auc = verifier_auc(cfg)
+            per_seed[cfg.run.seed][STEP_AUC] = 100 * auc["hard"]["auc"]
+            print(f"PRM step ROC-AUC vs the checker (x100): easy {100 * auc['easy']['auc']:.1f}, "
+                  f"hard {100 * auc['hard']['auc']:.1f}")
         print(f"report: {cfg.out_path('eval', 'report.html')}")
     print(f"\neasy-to-hard effect on levels 4-5 (accuracy %, PRM trained on levels 1-3 only; {CHECKED}: a sample "
           f"counts only if the checker passes every step):")

@@ -27,6 +27,7 @@ from e2h.text_format import format_prompt, split_solution
 from e2h.world.checker import check_steps, first_error, parse_answer, parse_step
 from e2h.world.flaws import FlawedSolution, flawed_solutions
 from e2h.world.generator import LEVELS, SLUGS, SUBJECTS, Scale, make_problem, unique_problems
+from e2h.world.misconceptions import misconceived_steps
 
 __all__ = [
     "LEVELS", "SUBJECTS", "FlawedSolution", "check_steps", "first_error", "flawed_solutions", "generate_world",
@@ -103,8 +104,9 @@ def _step_example(problem: Problem, steps: list[str], suffix: str, after_error: 
 
 def world_step_examples(problems: list[Problem], cfg: WorldSection | None = None,
                         seed: int | None = None) -> list[StepExample]:
-    """Whole-solution PRM examples: per problem its reference solution (every label 1) and
-    ``cfg.flawed_per_problem`` flawed ones, labelled by the step checker (see the module docstring).
+    """Whole-solution PRM examples: per problem its reference solution (every label 1),
+    ``cfg.flawed_per_problem`` flawed ones and the solution of each configured misconception that changes it
+    (e2h.world.misconceptions), labelled by the step checker (see the module docstring).
 
     Flaws are seeded per (seed, problem id), so adding problems never changes another problem's flaws.
     """
@@ -116,6 +118,12 @@ def world_step_examples(problems: list[Problem], cfg: WorldSection | None = None
         rng = random.Random(f"e2h-world-flaws/{seed}/{problem.id}")
         for index, flaw in enumerate(flawed_solutions(problem, rng, cfg.flawed_per_problem)):
             examples.append(_step_example(problem, flaw.steps, f"flaw-{index}-{flaw.kind}", cfg.after_error))
+        for rule in (r for r, share in cfg.misconceptions.items() if share > 0):
+            steps = misconceived_steps(problem, rule)
+            example = None if steps is None else _step_example(problem, steps, f"misconception-{rule}",
+                                                                cfg.after_error)
+            if example is not None and 0.0 in example.labels:  # a chain right by coincidence is no negative
+                examples.append(example)
     return examples
 
 

@@ -63,11 +63,12 @@ def model_texts(problem: Problem) -> str:
     return format_prompt(problem.problem) + (problem.solution or "")
 
 
-def world_tokenizer(texts: list[str], vocab_size: int):
+def world_tokenizer(texts: list[str], vocab_size: int, split_digits: bool = True):
     """e2h.tiny_models' byte-level BPE, then every digit made its own token.
 
     A number is read digit by digit, so level 4-5 numbers (larger than any in training) are made of the same
-    tokens the model learned on levels 1-3, instead of unseen multi-digit merges. The step separator "\\n\\n"
+    tokens the model learned on levels 1-3, instead of unseen multi-digit merges (``tokenizer.split_digits``;
+    off, a step like "12 + 7 = 19" is one lookup for a tiny model instead of digit-wise carries). The step separator "\\n\\n"
     becomes one added token: byte-level pre-tokenization splits "\\n\\n3" into "\\n" + "\\n", so BPE alone never
     learns it, and a PRM reads step boundaries more easily from one token.
     """
@@ -75,10 +76,13 @@ def world_tokenizer(texts: list[str], vocab_size: int):
 
     from e2h.tiny_models import train_tokenizer
 
-    # merges are learned on digit-free text, so no vocabulary is spent on multi-digit tokens nobody will use
-    tokenizer = train_tokenizer([re.sub(r"\d+", "", text) for text in texts], vocab_size=vocab_size)
-    tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    if split_digits:
+        # merges are learned on digit-free text, so no vocabulary is spent on multi-digit tokens nobody will use
+        tokenizer = train_tokenizer([re.sub(r"\d+", "", text) for text in texts], vocab_size=vocab_size)
+        tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    else:  # a base pretrained on every level sees every number: frequent ones merge into one token each
+        tokenizer = train_tokenizer(texts, vocab_size=vocab_size)
     tokenizer.add_tokens([AddedToken(STEP_SEPARATOR, normalized=False, special=False)])
     return tokenizer
 
@@ -140,7 +144,7 @@ def build(cfg: RunConfig, force: bool = False) -> dict:
 
         tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer.path)
     else:
-        tokenizer = world_tokenizer(texts, cfg.tokenizer.vocab_size)
+        tokenizer = world_tokenizer(texts, cfg.tokenizer.vocab_size, cfg.tokenizer.split_digits)
     check_tokenizer(tokenizer, texts)
     lengths = token_lengths(tokenizer, splits)
     longest = max(entry["max"] for entry in lengths.values())
