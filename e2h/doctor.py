@@ -39,6 +39,8 @@ from e2h.cli import add_config_arguments
 
 # Spawned children import torch (and Ray) before their clock starts; give them this long on top of --timeout.
 IMPORT_GRACE_S = 60.0
+# A Ray head that cannot even be reached over TCP fails at once, not after ray.init's minutes of retries.
+TCP_PRECHECK_S = 1.5
 
 
 @dataclasses.dataclass
@@ -363,9 +365,51 @@ def _ray_probe(address: str, expect_nodes: int, expect_gpus: float, timeout: flo
     results.put(dataclasses.astuple(check))
 
 
+def ray_host_port(address: str) -> tuple[str, int] | None:
+    """The TCP endpoint of a Ray address: "10.0.0.1:6379", "ray://head:10001", "[::1]:6379" -> (host, port);
+    None for addresses without one ("auto", "local")."""
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def tcp_unreachable(host: str, port: int, timeout: float) -> str | None:
+    """Why nothing answers a TCP connect to host:port within ``timeout`` s (name lookup included), or None.
+
+    The lookup runs in a daemon thread: getaddrinfo has no timeout of its own, and a resolver that is not
+    answering would otherwise hold the check for its own retries."""
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except socket.gaierror as err:
+            outcome.append(f"cannot resolve host {host!r} ({err.strerror})")
+        except ConnectionRefusedError:
+            outcome.append(f"connection refused: nothing listens on port {port} of {host}")
+        except OSError as err:  # socket.timeout included
+            outcome.append(f"no TCP connection to {host}:{port} ({err.strerror or type(err).__name__})")
+
+    worker = threading.Thread(target=connect, name="tcp-precheck", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        return f"no TCP answer from {host}:{port} within {timeout:g} s (a firewall, or the wrong host?)"
+    return outcome[0]
+
+
 def check_ray(address: str, expect_nodes: int, expect_gpus: float, timeout: float) -> Check:
     """Connect in a child process (a Ray connect can retry for minutes), wait until the expected nodes and GPUs
-    are there (workers may still be joining), then run one task."""
+    are there (workers may still be joining), then run one task. An address that does not even accept a TCP
+    connection fails within TCP_PRECHECK_S."""
+    endpoint = ray_host_port(address)
+    if endpoint is not None:
+        why = tcp_unreachable(*endpoint, timeout=min(TCP_PRECHECK_S, timeout))
+        if why is not None:
+            return Check("ray", "FAIL", f"{address}: {why}; is the head up (`ray start --head --port PORT`) and "
+                                        "the address host:port of its GCS?")
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     proc = ctx.Process(target=_ray_probe, args=(address, expect_nodes, expect_gpus, timeout, results), daemon=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from e2h.config import load_config
-from e2h.doctor import check_disk, check_paths, launched_rank
+from e2h.doctor import check_disk, check_paths, check_ray, launched_rank, ray_host_port
 from e2h.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,18 @@ def doctor(args: list[str], env_extra: dict[str, str] | None = None, timeout: fl
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "e2h.doctor", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def wait_for_port(port: int, timeout: float) -> None:
+    """Until something accepts TCP connections on 127.0.0.1:port (a `ray start --block` head coming up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on port {port} after {timeout:g} s"
+            time.sleep(0.2)
 
 
 @pytest.mark.parametrize("env, expected", [
@@ -120,6 +133,7 @@ def test_doctor_checks_a_ray_cluster_for_nodes_and_gpus(tmp_path):
                              "--num-cpus=1", "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
+        wait_for_port(port, 60)  # doctor fails at once on a port nothing listens on (yet)
         ok = doctor(["--ray-address", f"127.0.0.1:{port}", "--expect-nodes", "1", "--timeout", "60"], env)
         assert ok.returncode == 0, ok.stdout + ok.stderr
         assert f"PASS ray        127.0.0.1:{port}: 1 node(s), 0 GPU(s), 1 CPU(s); a task ran on" in ok.stdout
@@ -136,3 +150,35 @@ def test_doctor_checks_a_ray_cluster_for_nodes_and_gpus(tmp_path):
                 os.killpg(head.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.mark.parametrize("address, expected", [
+    ("10.0.0.1:6379", ("10.0.0.1", 6379)), ("ray://head:10001", ("head", 10001)), ("[::1]:6379", ("::1", 6379)),
+    ("auto", None), ("local", None), ("head", None),
+])
+def test_ray_host_port_reads_every_address_form(address, expected):
+    assert ray_host_port(address) == expected
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("address, needle", [
+    ("127.0.0.1:{closed}", "connection refused: nothing listens on port {closed} of 127.0.0.1"),
+    ("bogus.invalid:1", "cannot resolve host 'bogus.invalid'"),
+])
+def test_an_unreachable_ray_address_fails_within_two_seconds(address, needle):
+    """A TCP connect before ray.init, whose retries took 84 s to give up on `--ray-address bogus:1`."""
+    closed = free_port()  # nothing listens there
+    start = time.monotonic()
+    check = check_ray(address.format(closed=closed), expect_nodes=1, expect_gpus=0, timeout=60)
+    assert time.monotonic() - start < 2
+    assert check.status == "FAIL" and needle.format(closed=closed) in check.detail, check
+
+
+@pytest.mark.distributed
+def test_doctor_with_a_closed_ray_port_fails_at_once():
+    port = free_port()
+    start = time.monotonic()
+    proc = doctor(["--ray-address", f"127.0.0.1:{port}", "--timeout", "60"], timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"FAIL ray        127.0.0.1:{port}: connection refused" in proc.stdout
+    assert time.monotonic() - start < 30  # python start-up and torch import; the Ray check itself < 2 s
