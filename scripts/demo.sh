@@ -4,5 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh
 source scripts/env.sh
-trap 'bash scripts/clean_debris.sh' EXIT
+# the session stamp: debris cleaning at exit removes only what was created after it
+stamp=$(mktemp "$E2H_CACHE/tmp/session-stamp.XXXXXX")
+trap 'bash scripts/clean_debris.sh "$stamp"; rm -f "$stamp"' EXIT
 bash scripts/loopback.sh e2h demo "$@"

@@ -5,5 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup_venv.sh
 bash scripts/setup_system.sh
 source scripts/env.sh
-trap 'bash scripts/clean_debris.sh' EXIT
+# the session stamp: debris cleaning at exit removes only what was created after it
+stamp=$(mktemp "$E2H_CACHE/tmp/session-stamp.XXXXXX")
+trap 'bash scripts/clean_debris.sh "$stamp"; rm -f "$stamp"' EXIT
 bash scripts/loopback.sh python -m pytest "$@"

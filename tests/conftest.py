@@ -1,6 +1,46 @@
 
-# --- policy (sampling / SFT) fixtures -------------------------------------------------------------------------
+# --- debris: what killed process trees leave in /dev/shm -------------------------------------------------------
 import pytest as _pytest
+
+
+def kill_process_group(proc) -> list[str]:
+    """SIGKILL the process group of ``proc`` (started with start_new_session=True: the run and its vLLM engine,
+    DataLoader workers, resource tracker), wait for it, then remove the /dev/shm files its processes held: killed,
+    neither they nor their resource tracker can (vLLM's psm_ message queues are 400 MiB). Returns the names
+    removed (e2h.shm: ours and unused only)."""
+    import os
+    import signal
+
+    from e2h.shm import remove_unused, shm_held_by_group
+
+    held = shm_held_by_group(proc.pid)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # it had already exited
+        pass
+    proc.wait()
+    return remove_unused(held)
+
+
+@_pytest.fixture(scope="session", autouse=True)
+def _no_shm_debris():
+    """At the end of the session, what its process tree left in /dev/shm goes: debris-named files (psm_*, sem.mp-*,
+    DeepSpeed's buffers) that this process or a descendant (vLLM engines, Ray workers) mapped while the session
+    ran, and that no live process maps any more. Another job's files, of this user or another, are never
+    touched (e2h.shm.ShmTracker)."""
+    from e2h.shm import SHM, ShmTracker, remove_unused
+
+    if not SHM.is_dir():
+        yield
+        return
+    tracker = ShmTracker().start()
+    yield
+    removed = remove_unused(tracker.stop())
+    if removed:
+        print(f"\nconftest: removed {len(removed)} file(s) this session left in /dev/shm: {' '.join(removed)}")
+
+
+# --- policy (sampling / SFT) fixtures -------------------------------------------------------------------------
 
 
 def arithmetic_problem(a: int, b: int, index: int | None = None):

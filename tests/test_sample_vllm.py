@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import kill_process_group
 from e2h.config import load_config
 from e2h.manifest import Manifest, file_checksum
 from e2h.records import Sample, load_records, save_records
@@ -127,11 +127,7 @@ def test_killed_run_resumes_and_writes_every_row_once(engine, tiny_policy, tmp_p
             time.sleep(0.5)
         assert proc.poll() is None, (tmp_path / "sample.log").read_text()[-3000:]
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the run and its vLLM engine processes, mid-run
-        except ProcessLookupError:  # it had already exited (the assertion above says why)
-            pass
-        proc.wait()
+        kill_process_group(proc)  # the run and its vLLM engine processes, mid-run (and the shm they held)
         log.close()
     assert list(Manifest(samples / "manifest.json").entries) == ["shard-00000"]
     assert not Manifest(tmp_path / "run" / "manifest.json").is_done("sample")

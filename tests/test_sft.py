@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import kill_process_group
 from e2h.config import load_config
 from e2h.records import SFTExample, save_records
 from e2h.text_format import format_prompt
@@ -137,11 +137,7 @@ def test_killed_sft_resumes_from_its_checkpoint_to_the_same_weights(sft_run, tin
         time.sleep(1.0)  # 'latest' is written last, but give the writer a moment to close its files
         assert proc.poll() is None, (tmp / "killed.log").read_text()[-3000:]
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
+        kill_process_group(proc)
         log.close()
     steps_before_kill = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert steps_before_kill == list(range(1, 41))
