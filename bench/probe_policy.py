@@ -48,7 +48,6 @@ def probe(cfg, model: str, split: str, per_level: int, n: int, max_tokens: int) 
     greedy = engine.generate(prompts, GenerationParams(n=1, temperature=0.0, max_tokens=max_tokens), seeds)
     sampled = engine.generate(prompts, GenerationParams(n=n, temperature=cfg.sample.temperature,
                                                         top_k=cfg.sample.top_k, max_tokens=max_tokens), seeds)
-    engine.close()
     rows: dict[int, Counter] = {}
     for problem, g, s in zip(chosen, greedy, sampled):
         row = rows.setdefault(problem.level, Counter())
@@ -77,7 +76,7 @@ def probe(cfg, model: str, split: str, per_level: int, n: int, max_tokens: int) 
                               f"majority@{n}": round(100 * row["majority_correct"] / p, 1),
                               "majority_is_misconception": round(100 * row["majority_misconception"] / p, 1),
                               f"oracle@{n}": round(100 * row["oracle"] / p, 1)}
-    return table
+    return table, engine
 
 
 def main() -> None:
@@ -89,10 +88,16 @@ def main() -> None:
     parser.add_argument("--per-level", type=int, default=40)
     parser.add_argument("--n", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--out", help="also write the table to this JSON file")
     args = parser.parse_args()
     cfg = load_config(args.config, args.overrides)
-    table = probe(cfg, args.model, args.split, args.per_level, args.n, args.max_tokens)
-    print(json.dumps(table, indent=1))
+    table, engine = probe(cfg, args.model, args.split, args.per_level, args.n, args.max_tokens)
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(table, handle, indent=1)
+    for level, row in table.items():
+        print(level, " ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    engine.close()  # last: vLLM's shutdown may end the process
 
 
 if __name__ == "__main__":

@@ -378,6 +378,8 @@ class DemoSection(Section):
     # builds once per world config on the unlabeled all-level corpus (the paper's Llemma); "base" also makes
     # --seeds keep the world (and so the base) and vary everything after it
     policy_init: Literal["scratch", "base"] = "scratch"
+    # the split the demo samples, scores and evaluates: tune every knob on "validation", report "test" once
+    eval_split: Literal["validation", "test"] = "test"
     # data.source=math: the pretrained model (e2h.models registry name) both the policy and the PRM start from,
     # and the RL stages run after eval (each sized by its own section)
     base_model: str = "smollm2-135m"

@@ -86,8 +86,9 @@ def stage_world(cfg: RunConfig, config_path: Path) -> list[Path]:
     from e2h.world.commands import build
 
     build(cfg)
-    return [cfg.out_path("world", "test.jsonl"), cfg.out_path("models", "policy_init"),
-            cfg.out_path("models", "prm_init")]
+    built = [cfg.out_path("models", folder) for folder, given in (("policy_init", cfg.policy.path),
+                                                                   ("prm_init", cfg.prm_backbone.path)) if not given]
+    return [cfg.out_path("world", "test.jsonl"), cfg.out_path("models", "tokenizer"), *built]
 
 
 def stage_data(cfg: RunConfig, config_path: Path) -> list[Path]:
@@ -102,32 +103,68 @@ def stage_sft(cfg: RunConfig, config_path: Path) -> list[Path]:
     return [cfg.out_path("sft", "config.json")]
 
 
-def easy_pool_prompts(cfg: RunConfig) -> list[Problem]:
-    """The easy training problems the policy samples on for PRM data (a seeded subset of levels 1-3)."""
-    problems = [p for p in load_records(cfg.out_path("data", "prompts_train.jsonl"), Problem)
-                if p.level in cfg.data.train_levels]
+ALL_LEVELS = (1, 2, 3, 4, 5)
+UPPER = "_all"  # suffix of the upper-bound PRM's folders: the same recipe on levels 1-5
+
+
+def pool_prompts(cfg: RunConfig, levels: tuple[int, ...]) -> list[Problem]:
+    """The training problems the policy samples on for PRM data: a seeded subset of ``levels``, the same number
+    per level whatever the levels (demo.prm_pool_problems over the training levels)."""
+    per_level = cfg.demo.prm_pool_problems // max(len(cfg.data.train_levels), 1)
+    problems = load_records(cfg.out_path("data", "prompts_train.jsonl"), Problem)
     random.Random(cfg.run.seed).shuffle(problems)
-    return problems[: cfg.demo.prm_pool_problems]
+    return [p for level in levels for p in [q for q in problems if q.level == level][:per_level]]
 
 
-def stage_prm_pool(cfg: RunConfig, config_path: Path) -> list[Path]:
-    from e2h.world import label_with_checker
+def build_prm_pool(cfg: RunConfig, config_path: Path, levels: tuple[int, ...], suffix: str) -> Path:
+    """Policy samples on training problems of ``levels``, each step labelled by the world's checker, plus the
+    reference, flawed and misconceived solutions of those levels: the PRM's training data."""
+    from e2h.world import label_with_checker, world_step_examples
 
-    prompts = cfg.out_path("data", "prompts_prm_pool.jsonl")
-    pool = easy_pool_prompts(cfg)
+    prompts = cfg.out_path("data", f"prompts_prm_pool{suffix}.jsonl")
+    pool = pool_prompts(cfg, levels)
     save_records(prompts, pool)
-    out = cfg.out_path("samples_prm_pool")
+    out = cfg.out_path(f"samples_prm_pool{suffix}")
     e2h_command(config_path, "sample", f"sample.prompts={prompts}", f"sample.output_dir={out}",
                 f"sample.n={cfg.demo.prm_pool_samples}", f"sample.temperature={cfg.demo.prm_pool_temperature}")
     by_id = {p.id: p for p in pool}
     labelled = [label_with_checker(by_id[s.problem_id], s.completion, cfg.world.after_error)
                 for shard in sorted(out.glob("shard-*.jsonl")) for s in iter_records(shard, Sample)]
     labelled = [e for e in labelled if all(step.strip() for step in e.steps)]  # an empty sample has no steps
-    flawed = load_records(cfg.out_path("data", "prm_train.jsonl"), StepExample)
-    examples = dedupe(labelled + flawed)
-    path = cfg.out_path("data", "prm_demo.jsonl")
-    save_records(path, examples)
-    return [path]
+    if suffix:  # the upper bound: negatives of every level, made as `e2h data prepare` makes the easy ones
+        train = [p for p in load_records(cfg.out_path("data", "prompts_train.jsonl"), Problem) if p.level in levels]
+        flawed = world_step_examples(train, cfg.world, cfg.run.seed)
+    else:
+        flawed = load_records(cfg.out_path("data", "prm_train.jsonl"), StepExample)
+    path = cfg.out_path("data", f"prm_demo{suffix}.jsonl")
+    save_records(path, dedupe(labelled + flawed))
+    return path
+
+
+def stage_prm_pool(cfg: RunConfig, config_path: Path) -> list[Path]:
+    return [build_prm_pool(cfg, config_path, tuple(cfg.data.train_levels), "")]
+
+
+def stage_prm_pool_all(cfg: RunConfig, config_path: Path) -> list[Path]:
+    return [build_prm_pool(cfg, config_path, ALL_LEVELS, UPPER)]
+
+
+def stage_prm_all(cfg: RunConfig, config_path: Path) -> list[Path]:
+    e2h_command(config_path, "train-prm", f"prm.data={cfg.out_path('data', f'prm_demo{UPPER}.jsonl')}",
+                f"prm_backbone.path={prm_start(cfg)}", f"prm.output_dir={cfg.out_path('prm' + UPPER)}")
+    return [cfg.out_path("prm" + UPPER, "config.json")]
+
+
+def stage_score_all(cfg: RunConfig, config_path: Path) -> list[Path]:
+    e2h_command(config_path, "score", f"score.model={cfg.out_path('prm' + UPPER)}",
+                f"score.output_dir={cfg.out_path('scored' + UPPER)}")
+    return [cfg.out_path("scored" + UPPER)]
+
+
+def stage_eval_all(cfg: RunConfig, config_path: Path) -> list[Path]:
+    e2h_command(config_path, "eval", f"eval.samples={cfg.out_path('scored' + UPPER)}",
+                f"eval.output_dir={cfg.out_path('eval' + UPPER)}")
+    return [cfg.out_path("eval" + UPPER, "metrics.json")]
 
 
 def dedupe(examples: list[StepExample]) -> list[StepExample]:
@@ -141,10 +178,14 @@ def dedupe(examples: list[StepExample]) -> list[StepExample]:
     return unique
 
 
+def prm_start(cfg: RunConfig) -> str:
+    """The PRM's starting weights: the SFT policy, or prm_backbone.path (the base model with prm_init: base)."""
+    return str(cfg.out_path("sft")) if cfg.demo.prm_init == "sft" else str(cfg.prm_backbone.path)
+
+
 def stage_prm(cfg: RunConfig, config_path: Path) -> list[Path]:
-    backbone = cfg.out_path("sft") if cfg.demo.prm_init == "sft" else cfg.prm_backbone.path  # "base": see with_base
     data = cfg.out_path("data", "prm_demo.jsonl" if cfg.data.source == "world" else "prm_train.jsonl")
-    e2h_command(config_path, "train-prm", f"prm.data={data}", f"prm_backbone.path={backbone}")
+    e2h_command(config_path, "train-prm", f"prm.data={data}", f"prm_backbone.path={prm_start(cfg)}")
     return [cfg.out_path("prm", "config.json")]
 
 
@@ -156,6 +197,10 @@ def stage_models(cfg: RunConfig, config_path: Path) -> list[Path]:
 
 
 def stage_sample(cfg: RunConfig, config_path: Path) -> list[Path]:
+    if cfg.data.source == "world" and not cfg.sample.prompts:
+        prompts = cfg.out_path("data", f"prompts_{cfg.demo.eval_split}.jsonl")
+        e2h_command(config_path, "sample", f"sample.prompts={prompts}")
+        return [cfg.out_path("samples")]
     e2h_command(config_path, "sample")
     return [cfg.out_path("samples")]
 
@@ -192,6 +237,14 @@ STAGES = [
     Stage("score", stage_score, "PRM step scores"),
     Stage("eval", stage_eval, "grading, reranking curves, report"),
     Stage("ppo", stage_ppo, "short PPO run with process rewards"),
+]
+# --with-upper-bound: the same PRM recipe on levels 1-5, scored and evaluated on the same samples (the paper's
+# upper bound: how much of its gain the easy-trained PRM recovers)
+UPPER_BOUND_STAGES = [
+    Stage("prm_pool_all", stage_prm_pool_all, "policy samples on training problems of levels 1-5, checker-labelled"),
+    Stage("prm_all", stage_prm_all, "upper-bound PRM trained on levels 1-5 (DeepSpeed)"),
+    Stage("score_all", stage_score_all, "upper-bound PRM step scores on the same samples"),
+    Stage("eval_all", stage_eval_all, "reranking with the upper-bound PRM"),
 ]
 # data.source=math: a pretrained model from a registry package on real MATH / PRM800K files, no world
 MATH_STAGES = [
@@ -248,15 +301,17 @@ def with_built_backbones(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
-def demo_stages(cfg: RunConfig, with_ppo: bool) -> list[Stage]:
+def demo_stages(cfg: RunConfig, with_ppo: bool, with_upper_bound: bool = False) -> list[Stage]:
     if cfg.data.source == "world":
-        return [s for s in STAGES if (with_ppo or s.name != "ppo") and (cfg.demo.policy_init == "base"
-                                                                          or s.name != "base")]
+        stages = [s for s in STAGES if s.name != "ppo" and (cfg.demo.policy_init == "base" or s.name != "base")]
+        ppo = [s for s in STAGES if s.name == "ppo" and with_ppo]
+        return stages + (UPPER_BOUND_STAGES if with_upper_bound else []) + ppo
     wanted = set(cfg.demo.rl_stages) | ({"ppo"} if with_ppo else set())
     return [s for s in MATH_STAGES if s.name not in ("grpo", "ppo") or s.name in wanted]
 
 
-def run_demo(cfg: RunConfig, with_ppo: bool = False, force: bool = False, log=print) -> dict:
+def run_demo(cfg: RunConfig, with_ppo: bool = False, force: bool = False, log=print,
+             with_upper_bound: bool = False) -> dict:
     """Run every stage not yet done; returns {"timings": {stage: seconds}, "metrics": path}."""
     out = cfg.out_path()
     if force and out.exists():
@@ -268,7 +323,7 @@ def run_demo(cfg: RunConfig, with_ppo: bool = False, force: bool = False, log=pr
     manifest = Manifest(out / "manifest.json")
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    stages = demo_stages(cfg, with_ppo)
+    stages = demo_stages(cfg, with_ppo, with_upper_bound)
     for index, stage in enumerate(stages, start=1):
         key = f"demo/{stage.name}"
         fingerprint = stage.fingerprint(cfg) if stage.fingerprint else None
@@ -306,6 +361,17 @@ def effect(metrics: dict, split: str = "hard") -> dict[str, float]:
     return {label: 100 * group["curves"][method]["mean"][index] for label, (method, index) in HEADLINE.items()}
 
 
+UPPER_WV = "wv@N_prm_L1-5"
+RECOVERED = "recovered_%"
+
+
+def recovered_gain(easy: dict[str, float], upper: dict[str, float]) -> float:
+    """How much of the level 1-5 PRM's weighted-vote gain over majority the level 1-3 PRM recovers, in % (the
+    paper's central comparison); NaN when the upper bound gains nothing."""
+    gain = upper["weighted_vote@N"] - upper["majority@N"]
+    return 100 * (easy["weighted_vote@N"] - easy["majority@N"]) / gain if gain > 0 else float("nan")
+
+
 CHECKED = "checked@1"
 STEP_AUC = "step_auc_x100"
 
@@ -316,7 +382,7 @@ def checked_chain_rate(cfg: RunConfig, levels: tuple[int, ...] = (4, 5)) -> floa
     lucky hits, this does not, so it says how much real skill there is for a PRM to find."""
     from e2h.world import check_steps
 
-    problems = {p.id: p for p in load_records(cfg.out_path("world", "test.jsonl"), Problem)}
+    problems = {p.id: p for p in load_records(cfg.out_path("world", f"{cfg.demo.eval_split}.jsonl"), Problem)}
 
     def checked(sample: Sample) -> bool:
         steps = split_solution(sample.completion)
@@ -336,7 +402,7 @@ def verifier_auc(cfg: RunConfig) -> dict[str, dict[str, float]]:
     from e2h.jsonl import write_json
     from e2h.world.verifier_quality import step_auc
 
-    problems = {p.id: p for p in load_records(cfg.out_path("world", "test.jsonl"), Problem)}
+    problems = {p.id: p for p in load_records(cfg.out_path("world", f"{cfg.demo.eval_split}.jsonl"), Problem)}
     result = step_auc(problems, scored_samples(cfg), {"easy": (1, 2, 3), "hard": (4, 5)})
     write_json(cfg.out_path("eval", "step_auc.json"), result)
     return result
@@ -368,6 +434,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run directory (default run.out_dir; with --seeds, one sub-folder per seed)")
     parser.add_argument("--seeds", type=int, nargs="+", help="run the whole demo once per seed and average the effect")
     parser.add_argument("--with-ppo", action="store_true", help="also run a short PPO stage")
+    parser.add_argument("--with-upper-bound", action="store_true",
+                        help="also train the PRM on levels 1-5 (the upper bound) and rerank the same samples with it")
     parser.add_argument("--force", action="store_true", help="start the run directory afresh")
 
 
@@ -382,7 +450,7 @@ def run(args: argparse.Namespace) -> int:
         out = str(Path(base) / f"seed-{seed}") if args.seeds else base
         cfg = demo_config(args.config, args.overrides, out, seed)
         print(f"e2h demo: run directory {cfg.out_path()} (seed {cfg.run.seed})", flush=True)
-        result = run_demo(cfg, with_ppo=args.with_ppo, force=args.force)
+        result = run_demo(cfg, with_ppo=args.with_ppo, force=args.force, with_upper_bound=args.with_upper_bound)
         print(timing_table(result["timings"]))
         metrics = json.loads(Path(result["metrics"]).read_text())
         n = metrics["n_values"][-1]
@@ -393,8 +461,12 @@ def run(args: argparse.Namespace) -> int:
             per_seed[cfg.run.seed][STEP_AUC] = 100 * auc["hard"]["auc"]
             print(f"PRM step ROC-AUC vs the checker (x100): easy {100 * auc['easy']['auc']:.1f}, "
                   f"hard {100 * auc['hard']['auc']:.1f}")
+            if args.with_upper_bound:
+                upper = effect(json.loads(cfg.out_path("eval" + UPPER, "metrics.json").read_text()))
+                per_seed[cfg.run.seed][UPPER_WV] = upper["weighted_vote@N"]
+                per_seed[cfg.run.seed][RECOVERED] = recovered_gain(per_seed[cfg.run.seed], upper)
         print(f"report: {cfg.out_path('eval', 'report.html')}")
-    print(f"\neasy-to-hard effect on levels 4-5 (accuracy %, PRM trained on levels 1-3 only; {CHECKED}: a sample "
-          f"counts only if the checker passes every step):")
+    print(f"\neasy-to-hard effect on levels 4-5 of the {cfg.demo.eval_split} split (accuracy %, PRM trained on levels "
+          f"1-3 only; {CHECKED}: a sample counts only if the checker passes every step):")
     print(effect_table(per_seed, n))
     return 0

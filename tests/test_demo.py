@@ -4,23 +4,29 @@ numbers in metrics.json agree with a recomputation from the scored samples."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
+import yaml
 
 from e2h.grading import grade, normalize_answer, extract_answer
 from e2h.records import Sample, iter_records
 
 REDUCED = [
     "world.train_per_level=60", "world.validation_per_level=4", "world.test_per_level=6",
+    "world.corpus_per_level=40", "pretrain.epochs=1", "pretrain.global_batch_size=16",
+    "pretrain.micro_batch_size=16", "policy.hidden_size=64", "policy.intermediate_size=128",
+    "policy.num_hidden_layers=2", "policy.num_attention_heads=2", "policy.num_key_value_heads=1",
     "demo.prm_pool_problems=30", "demo.prm_pool_samples=2", "sample.n=4",
     "sft.epochs=1", "prm.epochs=1", "eval.resamples=50",
 ]
 STAGE_OUTPUTS = {
-    "world": ["world/train.jsonl", "world/test.jsonl", "models/tokenizer", "models/policy_init", "models/prm_init"],
+    "base": [],  # in the base cache ($E2H_CACHE/world-bases), checked below
+    "world": ["world/train.jsonl", "world/test.jsonl", "models/tokenizer"],
     "data": ["data/sft_train.jsonl", "data/prm_train.jsonl", "data/prompts_test.jsonl"],
     "sft": ["sft/config.json", "sft/model.safetensors"],
     "prm_pool": ["data/prm_demo.jsonl", "samples_prm_pool"],
@@ -31,9 +37,10 @@ STAGE_OUTPUTS = {
 }
 
 
-def run_demo(out: Path) -> subprocess.CompletedProcess:
+def run_demo(out: Path, cache: Path) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "e2h.cli", "demo", "--out", str(out), *REDUCED]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1500)
+    return subprocess.run(command, capture_output=True, text=True, timeout=1500,
+                          env={**os.environ, "E2H_CACHE": str(cache)})
 
 
 def majority_expected(samples: list[Sample]) -> float:
@@ -59,13 +66,19 @@ def majority_expected(samples: list[Sample]) -> float:
 @pytest.mark.slow
 @pytest.mark.distributed
 def test_reduced_demo_end_to_end(tmp_path):
-    out = tmp_path / "demo"
-    first = run_demo(out)
+    out, cache = tmp_path / "demo", tmp_path / "cache"
+    first = run_demo(out, cache)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     for stage, paths in STAGE_OUTPUTS.items():
         for path in paths:
             assert (out / path).exists(), f"stage {stage} did not produce {path}"
     assert "easy-to-hard effect on levels 4-5" in first.stdout
+    (base,) = (cache / "world-bases").iterdir()  # the policy and the PRM both start from the pretrained base
+    run_config = yaml.safe_load((out / "config.yaml").read_text())
+    assert run_config["policy"]["path"] == run_config["prm_backbone"]["path"] == str(base / "model")
+    prm_config = yaml.safe_load((out / "prm" / "train_config.yaml").read_text())
+    assert prm_config["prm_backbone"]["path"] == str(base / "model")
+    assert "PRM step ROC-AUC" in first.stdout and (out / "eval" / "step_auc.json").is_file()
 
     manifest = json.loads((out / "manifest.json").read_text())["entries"]
     assert all(f"demo/{stage}" in manifest for stage in STAGE_OUTPUTS)
@@ -94,6 +107,6 @@ def test_reduced_demo_end_to_end(tmp_path):
     oracle = sum(any(grade(s.completion, s.gold_answer).correct for s in pool) for pool in by_problem.values())
     assert curves["all"]["curves"]["oracle (pass@N)"]["mean"][-1] == pytest.approx(oracle / len(by_problem), abs=1e-6)
 
-    second = run_demo(out)  # everything is done: every stage is skipped
+    second = run_demo(out, cache)  # everything is done: every stage is skipped
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.count("done already") == len(STAGE_OUTPUTS)

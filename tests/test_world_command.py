@@ -15,7 +15,8 @@ from e2h.text_format import format_prompt
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SIZES = ["world.train_per_level=8", "world.validation_per_level=4", "world.test_per_level=4",
          "policy.hidden_size=64", "policy.num_hidden_layers=2", "policy.intermediate_size=96", "policy.num_attention_heads=2",
-         "policy.num_key_value_heads=1", "prm_backbone.hidden_size=64", "prm_backbone.num_hidden_layers=1"]
+         "policy.num_key_value_heads=1", "prm_backbone.hidden_size=64", "prm_backbone.num_hidden_layers=1",
+         "tokenizer.split_digits=true"]
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +81,15 @@ def test_models_too_short_for_the_world_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="policy_init holds 16"):
         main(args)
     assert not Manifest(tmp_path / "run" / "manifest.json").is_done("world")
+
+
+def test_whole_number_tokens_when_digits_are_not_split():
+    """tokenizer.split_digits=false (the demo's base): frequent numbers are one token each, the text round-trips."""
+    from e2h.world.commands import check_tokenizer, world_tokenizer
+
+    texts = [format_prompt(f"Compute {a} + {b}.") + f"{a} + {b} = {a + b}\n\n# Answer\n\n{a + b}"
+             for a in range(2, 30) for b in range(2, 10)]
+    tokenizer = world_tokenizer(texts, vocab_size=400, split_digits=False)
+    check_tokenizer(tokenizer, texts)
+    pieces = [tokenizer.decode([t]).strip() for t in tokenizer.encode("12 + 7 = 19", add_special_tokens=False)]
+    assert pieces == ["12", "+", "7", "=", "19"]
