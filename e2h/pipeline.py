@@ -408,6 +408,23 @@ def verifier_auc(cfg: RunConfig) -> dict[str, dict[str, float]]:
     return result
 
 
+def ppo_hard_validation(cfg: RunConfig) -> str:
+    """PPO's greedy validation accuracy on levels 4-5, at its first and last validation (from its manifest entry)."""
+    from policy.ppo import STAGE as PPO_STAGE
+
+    history = Manifest(cfg.out_path("manifest.json")).entries.get(PPO_STAGE, {}).get("summary", {}).get(
+        "validation", [])
+    if not history:
+        return "PPO: no validation recorded"
+
+    def hard(row: dict) -> str:
+        levels = [row[key] for key in ("accuracy/level_4", "accuracy/level_5") if key in row]
+        return f"{100 * sum(levels) / len(levels):.1f}" if levels else "n/a"
+
+    return (f"PPO greedy validation accuracy on levels 4-5 (%): step {history[0]['step']} {hard(history[0])} -> "
+            f"step {history[-1]['step']} {hard(history[-1])}")
+
+
 def timing_table(timings: dict[str, float]) -> str:
     lines = ["stage       seconds", "----------  -------"]
     lines += [f"{name:10s}  {seconds:7.1f}" for name, seconds in timings.items()]
@@ -465,6 +482,8 @@ def run(args: argparse.Namespace) -> int:
                 upper = effect(json.loads(cfg.out_path("eval" + UPPER, "metrics.json").read_text()))
                 per_seed[cfg.run.seed][UPPER_WV] = upper["weighted_vote@N"]
                 per_seed[cfg.run.seed][RECOVERED] = recovered_gain(per_seed[cfg.run.seed], upper)
+        if args.with_ppo:
+            print(ppo_hard_validation(cfg))
         print(f"report: {cfg.out_path('eval', 'report.html')}")
     print(f"\neasy-to-hard effect on levels 4-5 of the {cfg.demo.eval_split} split (accuracy %, PRM trained on levels "
           f"1-3 only; {CHECKED}: a sample counts only if the checker passes every step):")
