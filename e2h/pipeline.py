@@ -18,6 +18,8 @@ Stages (each is the same command a cluster run uses, run as its own process on t
 6. sample    `e2h sample`: N solutions per test problem of every level (vLLM)
 7. score     `e2h score`: PRM step probabilities for every sample
 8. eval      `e2h eval`: grading, majority / best-of-N / weighted voting vs N, easy vs hard, report.html
++  with --with-upper-bound: prm_pool_all, prm_all, score_all, eval_all: the same PRM recipe on levels 1-5, scored
+   and evaluated on the same samples; the end prints how much of its weighted-vote gain the easy PRM recovers
 9. ppo       (with --with-ppo) `e2h ppo` from the SFT policy with the PRM's process rewards
 
 With ``data.source: math`` the world stage is replaced by ``models`` (``demo.base_model`` converted once, the start
