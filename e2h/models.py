@@ -85,10 +85,15 @@ MODELS: dict[str, ModelSpec] = {
 # --- where things are ------------------------------------------------------------------------------------------
 
 
+def cache_root() -> Path:
+    """``$E2H_CACHE``, or ``~/.cache/e2h`` when E2H_CACHE is not set (scripts/env.sh sets it): where e2h keeps
+    what it builds once and reuses across runs (converted models, the world's base models)."""
+    return Path(os.environ.get("E2H_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "e2h"))
+
+
 def default_cache_dir() -> Path:
-    """``$E2H_CACHE/models``, or ``~/.cache/e2h/models`` when E2H_CACHE is not set (scripts/env.sh sets it)."""
-    root = os.environ.get("E2H_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "e2h")
-    return Path(root) / "models"
+    """``$E2H_CACHE/models``, or ``~/.cache/e2h/models`` when E2H_CACHE is not set."""
+    return cache_root() / "models"
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -368,5 +373,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-__all__ = ["MODELS", "ModelSpec", "ModelError", "Conversion", "check_checkpoint", "convert_gguf", "default_cache_dir",
+__all__ = ["MODELS", "ModelSpec", "ModelError", "Conversion", "cache_root", "check_checkpoint", "convert_gguf",
+           "default_cache_dir",
            "ensure_model", "fetch", "inspect_gguf", "package_file"]

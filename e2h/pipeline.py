@@ -399,7 +399,7 @@ def scored_samples(cfg: RunConfig) -> list[Sample]:
 
 
 def verifier_auc(cfg: RunConfig) -> dict[str, dict[str, float]]:
-    """Step-level ROC-AUC of the PRM against the world's checker on the test samples, easy vs hard levels;
+    """Step-level ROC-AUC of the PRM against the world's checker on the eval split's samples, easy vs hard levels;
     written to eval/step_auc.json."""
     from e2h.jsonl import write_json
     from e2h.world.verifier_quality import step_auc
@@ -411,7 +411,8 @@ def verifier_auc(cfg: RunConfig) -> dict[str, dict[str, float]]:
 
 
 def ppo_hard_validation(cfg: RunConfig) -> str:
-    """PPO's greedy validation accuracy on levels 4-5, at its first and last validation (from its manifest entry)."""
+    """PPO's greedy validation accuracy on levels 4-5 (the mean of the two levels' accuracies), at its first and
+    last validation (from its manifest entry)."""
     from policy.ppo import STAGE as PPO_STAGE
 
     history = Manifest(cfg.out_path("manifest.json")).entries.get(PPO_STAGE, {}).get("summary", {}).get(

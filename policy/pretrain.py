@@ -22,12 +22,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from e2h.config import RunConfig, SFTSection, add_config_arguments, config_from_args
 from e2h.jsonl import write_json
 from e2h.manifest import Manifest
+from e2h.models import cache_root
 from e2h.records import save_records
 
 STAGE = "base"
@@ -48,8 +48,7 @@ def base_fingerprint(cfg: RunConfig) -> str:
 def base_dir(cfg: RunConfig) -> Path:
     if cfg.pretrain.output_dir:
         return Path(cfg.pretrain.output_dir)
-    root = os.environ.get("E2H_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "e2h")
-    return Path(root) / "world-bases" / base_fingerprint(cfg)
+    return cache_root() / "world-bases" / base_fingerprint(cfg)
 
 
 def base_model(cfg: RunConfig) -> Path:

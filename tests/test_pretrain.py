@@ -13,8 +13,8 @@ import yaml
 
 from e2h.config import load_config
 from e2h.records import SFTExample, load_records
+from e2h.data.rows import normalize_problem_text
 from e2h.world import generate_world
-from e2h.world.corpus import canonical
 from policy.pretrain import base_dir, base_fingerprint
 
 pytestmark = pytest.mark.distributed
@@ -64,8 +64,8 @@ def test_the_base_is_built_once_per_world_config_and_rebuilt_when_it_changes(tmp
     # the corpus: every level, never a validation or test problem, no label of any kind
     rows = load_records(out / "corpus.jsonl", SFTExample)
     splits = generate_world(cfg.world)
-    held_out = {canonical(p.problem) for p in splits["validation"] + splits["test"]}
-    problems = {canonical(row.completion.split("\n\n")[1]) for row in rows}
+    held_out = {normalize_problem_text(p.problem) for p in splits["validation"] + splits["test"]}
+    problems = {normalize_problem_text(row.completion.split("\n\n")[1]) for row in rows}
     assert len(rows) > 100 and not problems & held_out
     assert all(row.prompt == "" and row.level is None for row in rows)
 

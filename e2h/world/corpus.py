@@ -8,7 +8,8 @@ of any kind (no level, no verdict, no marker of which solutions are wrong)::
 An author is, by the shares in ``world.corpus_slip_share`` and ``world.misconceptions``: careful (the reference
 solution), careless (one random slip, e2h.world.flaws), or holds a misconception (e2h.world.misconceptions,
 applied wherever it applies; where it does not, the author gets the problem right). Corpus problems come from
-their own seeded stream and never include a validation or test problem (canonical text compared); training
+their own seeded stream and never include a validation or test problem (texts compared with whitespace
+collapsed, e2h.data.rows.normalize_problem_text, as the generator compares them); training
 problems may appear, as MATH's training problems appear on the web.
 """
 
@@ -19,10 +20,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 from e2h.config import ConfigError, WorldSection
+from e2h.data.rows import normalize_problem_text
 from e2h.records import Problem, SFTExample
 from e2h.text_format import format_prompt, format_solution, split_solution
 from e2h.world.flaws import flawed_solutions
-from e2h.world.generator import LEVELS, SLUGS, make_problem, unique_problems
+from e2h.world.generator import LEVELS, SLUGS, TooFewProblems, make_problem, unique_problems
 from e2h.world.misconceptions import MISCONCEPTIONS, misconceived_steps
 
 
@@ -31,11 +33,6 @@ class CorpusDocument:
     problem: Problem
     text: str  # prompt + solution, exactly as a model reads it
     author: str  # "careful", "slip", or a misconception's name: for the corpus statistics only, never trained on
-
-
-def canonical(text: str) -> str:
-    """Problem text compared across the corpus and the splits: whitespace collapsed."""
-    return " ".join(text.split())
 
 
 def check_author_shares(cfg: WorldSection) -> dict[str, float]:
@@ -55,7 +52,7 @@ def corpus_problems(cfg: WorldSection, held_out: list[Problem]) -> list[Problem]
     from e2h.world import world_scale, world_subjects
 
     subjects, scale = world_subjects(cfg), world_scale(cfg)
-    excluded = {canonical(p.problem) for p in held_out}
+    excluded = {normalize_problem_text(p.problem) for p in held_out}
     problems = []
     for level in LEVELS:
         seen = set(excluded)  # unique_problems adds what it draws; the held-out texts are never drawn
@@ -65,7 +62,7 @@ def corpus_problems(cfg: WorldSection, held_out: list[Problem]) -> list[Problem]
             for index, (subject, problem) in enumerate(drawn):
                 problems.append(make_problem(problem, f"world/corpus/{SLUGS[subject]}/L{level}-{index:05d}",
                                              level, subject))
-        except ValueError:
+        except TooFewProblems:
             pass  # small numbers leave level 1 with fewer distinct problems than asked: the corpus keeps them all
     return problems
 

@@ -97,6 +97,19 @@ def near_misses(value: Fraction, rng: random.Random, integers: bool) -> list[Fra
     return candidates
 
 
+def replay_step(step: PlanStep, values: list[Fraction]) -> tuple[Fraction, Fraction, Fraction]:
+    """(left, right, value) of a reference step redone on the values earlier steps now give: the operands that
+    come from earlier results take those results, and the arithmetic is redone."""
+    left = values[step.left_from] if step.left_from is not None else step.left
+    right = values[step.right_from] if step.right_from is not None else step.right
+    if step.op in ("/", "mod") and right == 0:
+        right = step.right
+    # exact, even where a wrong value no longer divides evenly ("29 / 4 = 29/4"): rounding would often land back
+    # on the right value and hide the slip; there is no remainder of a fraction, so that step keeps its value
+    value = apply_op(step.op, left, right) if step.op != "mod" or left.denominator == 1 else step.value
+    return left, right, value
+
+
 def _propagate(plan: list[PlanStep], index: int, new_value: Fraction,
                new_step: tuple[Fraction, str, Fraction] | None = None) -> tuple[list[str], Fraction]:
     """Steps with step ``index`` changed (its operands / op to ``new_step`` if given, its result to
@@ -104,8 +117,7 @@ def _propagate(plan: list[PlanStep], index: int, new_value: Fraction,
     values: list[Fraction] = []
     texts: list[str] = []
     for j, step in enumerate(plan):
-        left = values[step.left_from] if step.left_from is not None else step.left
-        right = values[step.right_from] if step.right_from is not None else step.right
+        left, right, value = replay_step(step, values)
         op = step.op
         if j == index:
             if new_step is not None:
@@ -113,12 +125,6 @@ def _propagate(plan: list[PlanStep], index: int, new_value: Fraction,
             value = new_value
         elif j < index:
             value = step.value
-        else:
-            if op in ("/", "mod") and right == 0:
-                right = step.right
-            # exact, even where a wrong value no longer divides evenly ("29 / 4 = 29/4"): rounding would
-            # often land back on the right value and hide the slip
-            value = apply_op(op, left, right) if op != "mod" or left.denominator == 1 else step.value
         values.append(value)
         texts.append(step_text(left, op, right, value))
     return texts, values[-1]

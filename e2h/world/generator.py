@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterator
 
+from e2h.data.rows import normalize_problem_text
 from e2h.records import Problem
 from e2h.text_format import format_solution
 
@@ -294,6 +295,10 @@ def draw_stream(seed: int, level: int, subject: str, scale: Scale = Scale()) -> 
         yield draw(rng, level, scale)
 
 
+class TooFewProblems(ValueError):
+    """A level and subject ran out of distinct problems for the requested count."""
+
+
 def unique_problems(seed: int, level: int, subjects: list[str], count: int, seen: set[str],
                     max_misses: int = 20000, scale: Scale = Scale()) -> Iterator[tuple[str, Drawn]]:
     """``count`` (subject, problem) pairs, subjects round-robin, none whose text is already in ``seen``."""
@@ -303,12 +308,12 @@ def unique_problems(seed: int, level: int, subjects: list[str], count: int, seen
         subject = subjects[index % len(subjects)]
         while True:
             drawn = next(streams[subject])
-            key = " ".join(drawn.problem.split())
+            key = normalize_problem_text(drawn.problem)
             if key not in seen:
                 seen.add(key)
                 break
             misses += 1
             if misses > max_misses:
-                raise ValueError(f"the world has too few distinct level-{level} {subject} problems for the "
+                raise TooFewProblems(f"the world has too few distinct level-{level} {subject} problems for the "
                                  f"requested sizes; lower world.*_per_level")
         yield subject, drawn

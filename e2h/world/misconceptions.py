@@ -23,7 +23,7 @@ from fractions import Fraction
 from typing import Callable
 
 from e2h.records import Problem
-from e2h.world.flaws import PlanStep, plan_of
+from e2h.world.flaws import PlanStep, plan_of, replay_step
 from e2h.world.generator import apply_op, latex_answer, step_text
 
 MISCONCEPTIONS = ("left_to_right", "mod_quotient", "reversed_subtraction")
@@ -49,22 +49,15 @@ STEP_RULES: dict[str, Callable[[Fraction, str, Fraction], Fraction | None]] = {
 
 
 def _replay(plan: list[PlanStep], rule: Callable[[Fraction, str, Fraction], Fraction | None]) -> list[str]:
-    """The reference computation with ``rule`` applied at every step it covers; later steps take the values
-    the earlier ones now give (exact arithmetic, as in e2h.world.flaws)."""
+    """The reference computation with ``rule`` applied at every step it covers; the other steps are redone on
+    the values the earlier ones now give (e2h.world.flaws.replay_step, the rule a slip's later steps follow)."""
     values: list[Fraction] = []
     texts: list[str] = []
     for step in plan:
-        left = values[step.left_from] if step.left_from is not None else step.left
-        right = values[step.right_from] if step.right_from is not None else step.right
+        left, right, value = replay_step(step, values)
         wrong = rule(left, step.op, right)
         if wrong is not None:
             value = wrong
-        elif step.op == "mod" and left.denominator != 1:
-            value = step.value  # no remainder of a fraction: the author copies the reference's
-        elif step.op == "/" and right == 0:
-            value = step.value
-        else:
-            value = apply_op(step.op, left, right)
         values.append(value)
         texts.append(step_text(left, step.op, right, value))
     return [*texts, f"# Answer\n\n{latex_answer(values[-1])}"]
