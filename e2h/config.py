@@ -4,7 +4,7 @@
 
 Unknown keys and wrong types are errors that name the key. Every run writes its resolved config next to
 its outputs (:func:`save_config`). Each stage owns one section; a section's fields carry the paper's
-defaults where the paper has one (``../shared/reference/e2h_paper_and_code.md``).
+defaults where the paper has one (Sun et al. 2024, arXiv 2403.09472, and its code, Edward-Sun/easy-to-hard).
 """
 
 from __future__ import annotations
@@ -50,12 +50,16 @@ class DataSection(Section):
     """Where problems and labels come from (local paths or hub ids) and which levels count as training data."""
 
     source: Literal["world", "math"] = "world"
-    math_train: str = "../shared/data/math_train.jsonl"
-    math500: str = "../shared/data/math500.jsonl"
-    prm800k: list[str] = Field(default_factory=lambda: ["../shared/data/prm800k_sample.jsonl"])
-    processbench: list[str] = Field(
-        default_factory=lambda: ["../shared/data/processbench_gsm8k.jsonl", "../shared/data/processbench_math.jsonl"]
-    )
+    # The defaults name the public sources (only read with source: math). PRM800K's files are paths inside a clone
+    # of openai/prm800k made in the working directory (`git lfs install; git clone https://github.com/openai/prm800k`,
+    # its files are Git LFS): the 12k MATH training split of the paper, and the phase 1 + 2 training labels.
+    # MATH500 and ProcessBench are hub ids (owner/name:split, loaded with `datasets`). Every shipped config sets
+    # its own; configs/smollm2-135m-math.yaml reads the small copies in tests/data.
+    math_train: str = "prm800k/prm800k/math_splits/train.jsonl"
+    math500: str = "HuggingFaceH4/MATH-500:test"
+    prm800k: list[str] = Field(default_factory=lambda: ["prm800k/prm800k/data/phase1_train.jsonl",
+                                                        "prm800k/prm800k/data/phase2_train.jsonl"])
+    processbench: list[str] = Field(default_factory=lambda: ["Qwen/ProcessBench:gsm8k", "Qwen/ProcessBench:math"])
     train_levels: list[int] = Field(default_factory=lambda: [1, 2, 3])  # levels the PRM / SFT data may come from
     prompt_levels: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5])  # PPO prompts: all levels (§1.7)
     validation_size: int = 500

@@ -150,10 +150,17 @@ def _looks_like_hub_id(value: str) -> bool:
 
 
 def check_paths(config) -> Check:
+    from e2h.data.rows import is_local as is_local_data
+
     missing, hub_notes = [], []
     paths = config_input_paths(config)
     for key, value in paths:
         if Path(value).exists():
+            continue
+        if key.startswith("data.") and not is_local_data(value):
+            # a hub dataset (owner/name:split, the defaults of MATH500 and ProcessBench): `datasets` fetches it
+            # or reads it from its cache, which has no one-file test like a model's config.json
+            hub_notes.append(f"{key}={value} is a hub dataset (loaded with `datasets`: network or its cache)")
             continue
         if key.endswith((".path", "sample.model")) and _looks_like_hub_id(value):
             from huggingface_hub import try_to_load_from_cache

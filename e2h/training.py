@@ -85,7 +85,7 @@ def _import_deepspeed():
     try:
         import deepspeed
     except ImportError as err:  # pragma: no cover - depends on the install
-        raise RuntimeError("training needs DeepSpeed: pip install deepspeed (see STACK.md §3)") from err
+        raise RuntimeError("training needs DeepSpeed: pip install deepspeed (scripts/setup_venv.sh does)") from err
     return deepspeed
 
 

@@ -16,7 +16,7 @@ local disk round trip, fine for small policies and single-node PPO. For a 34B po
 NCCL weight-transfer engine (``weight_transfer_config`` + ``update_weights``) or reload from a checkpoint
 folder on a shared filesystem.
 
-CPU notes (STACK.md §5): dtype float32, ``enforce_eager``, head_dim >= 32; vLLM keeps one core for its front
+CPU notes (vLLM's CPU backend): dtype float32, ``enforce_eager``, head_dim >= 32; vLLM keeps one core for its front
 end; the KV cache size is ``kv_cache_gib`` here or ``VLLM_CPU_KVCACHE_SPACE`` (GiB) from the environment.
 Scripts that build an engine need an ``if __name__ == "__main__":`` guard (the engine core is spawned).
 """

@@ -1,5 +1,6 @@
 # Sourced by `make` targets and .ci/run: keeps every cache inside the work tree, the network offline,
-# and the venv's tools (ninja in particular, see STACK.md §3) first on PATH.
+# and the venv's tools first on PATH (ninja in particular: the system's and the venv's ninja read each
+# other's build logs as stale, and DeepSpeed's JIT-built CPU ops would be rebuilt every run).
 E2H_ROOT=${E2H_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 export E2H_CACHE=${E2H_CACHE:-$E2H_ROOT/.cache}
 mkdir -p "$E2H_CACHE/tmp" "$E2H_CACHE/ray"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv and installs e2h with the CPU stack (see ../shared/STACK.md for why each step is here).
+# Creates .venv and installs e2h with the CPU stack (the comment above each step says why it is there).
 # Idempotent: skips the install when .venv/.e2h-installed is newer than pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."

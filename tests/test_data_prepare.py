@@ -16,7 +16,8 @@ from e2h.data.splits import split_validation
 from e2h.manifest import Manifest
 from e2h.records import Problem, SFTExample, StepExample, load_records
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"
+VALIDATION = 20  # the most the sample's 150 test-origin problems cover in MATH500's subject x level mix
 ADDITIONAL = "What is the smallest positive integer such that the product of its digits is $2016$?"
 
 
@@ -31,9 +32,13 @@ def prm_record(problem: str, answer: str) -> dict:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("prepare")
-    train = load_math_train(str(DATA / "math_train.jsonl"))
+    # the sample of the 12k split plus its real rows without a level or an answer (tests/data/LICENSES.md)
+    math_train = tmp / "math_train.jsonl"
+    math_train.write_text("".join((DATA / name).read_text() for name in ("math_train_sample.jsonl",
+                                                                          "math_train_edge_rows.jsonl")))
+    train = load_math_train(str(math_train))
     math500 = load_math500(str(DATA / "math500.jsonl"))
-    _, validation = split_validation(train, math500, 50, seed=1234)  # which problems validation will hold
+    _, validation = split_validation(train, math500, VALIDATION, seed=1234)  # which problems validation will hold
     easy = next(p for p in train if p.source == "math12k:train" and p.level == 2)
     hard = next(p for p in train if p.source == "math12k:train" and p.level == 5)
     picks = {"easy": easy.problem, "hard": hard.problem, "math500": math500[0].problem,
@@ -43,8 +48,8 @@ def setup(tmp_path_factory):
     prm = tmp / "prm.jsonl"
     prm.write_text("".join(json.dumps(prm_record(text, str(i))) + "\n" for i, text in enumerate(picks.values())))
     config = tmp / "config.yaml"
-    config.write_text(f"run:\n  out_dir: {tmp / 'run'}\ndata:\n  source: math\n  math_train: {DATA / 'math_train.jsonl'}\n"
-                      f"  math500: {DATA / 'math500.jsonl'}\n  prm800k: [{prm}]\n  validation_size: 50\n")
+    config.write_text(f"run:\n  out_dir: {tmp / 'run'}\ndata:\n  source: math\n  math_train: {math_train}\n"
+                      f"  math500: {DATA / 'math500.jsonl'}\n  prm800k: [{prm}]\n  validation_size: {VALIDATION}\n")
     return tmp, config, easy, picks
 
 
@@ -71,23 +76,25 @@ def test_prepare_end_to_end(setup, monkeypatch, capsys):
     train = load_records(data / "prompts_train.jsonl", Problem)
     validation = load_records(data / "prompts_validation.jsonl", Problem)
     test = load_records(data / "prompts_test.jsonl", Problem)
-    assert len(test) == 500 and len(validation) == 50
-    # README: the 12k split has L1 958, L2 2152, L3 2618, L4 2776, L5 3494 (+2 without a level)
-    assert Counter(p.level for p in train) + Counter(p.level for p in validation) == {
-        1: 958, 2: 2152, 3: 2618, 4: 2776, 5: 3494}
+    assert len(test) == 500 and len(validation) == VALIDATION
+    # every leveled row of the training file is in train or validation (levels read with plain json)
+    raw = [json.loads(line) for line in (tmp / "math_train.jsonl").read_text().splitlines()]
+    leveled = Counter(r["level"] for r in raw if r["level"] is not None)
+    assert leveled == {1: 180, 2: 180, 3: 180, 4: 70, 5: 70 + 2}  # LICENSES.md: the sample + 2 level-5 edge rows
+    assert Counter(p.level for p in train) + Counter(p.level for p in validation) == leveled
     texts = lambda ps: {normalize_problem_text(p.problem) for p in ps}
     held = texts(validation) | texts(test)
     assert not texts(train) & held
     assert not texts(validation) & texts(test)
     assert not {normalize_problem_text(ex.problem) for ex in prm} & held
     assert None not in {p.level for p in train}  # the two level-less MATH problems are in no leveled set
-    assert len(train) == 12000 - 50 - 2
+    assert len(train) == len(raw) - VALIDATION - 2 == 680 + 4 - VALIDATION - 2
 
     summary = json.loads((data / "summary.json").read_text())
     assert summary["prm800k_rows"] == {"additional": 1, "held_out": 3, "kept": 1, "other_level": 1}
     manifest = Manifest(tmp / "run" / "manifest.json")
     assert manifest.is_done("data")
-    assert load_config(data / "config.yaml").data.validation_size == 50
+    assert load_config(data / "config.yaml").data.validation_size == VALIDATION
 
 
 def test_prepare_skips_when_done_and_rebuilds_on_a_new_config(setup, monkeypatch, capsys):

@@ -18,9 +18,9 @@ import pytest
 
 from e2h.data.prm800k import iter_rated_steps, prm_examples, sft_examples, to_steps
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parent / "data"  # sources in tests/data/LICENSES.md
 SAMPLE = DATA / "prm800k_sample.jsonl"
-STEPWISE = DATA / "prm800k_phase1_test_stepwise.jsonl"
+STEPWISE = DATA / "prm800k_phase1_test_stepwise_level1-3.jsonl"  # its rows 1-15 are the pencil problem too
 
 P = ("Three pencils and a jumbo eraser cost $\\$1.24$. Five pencils and a jumbo eraser cost $\\$1.82$. "
      "No prices include tax. In cents, what is the cost of a pencil?")
@@ -103,8 +103,12 @@ def test_phase2_record_counts():
     assert len(sft) == 8 and not any(ex.eos for ex in sft)
 
 
-def test_whole_sample_rating_counts_match_the_data_readme():
-    # README §3: ratings 1 -> 106, -1 -> 88, 0 -> 61, null -> 7; every non-null rating is reached by the walk
+def test_whole_sample_rating_counts_match_the_file():
+    # every non-null rating of the file (counted here with plain json: 1 -> 106, -1 -> 88, 0 -> 61, null -> 7) is
+    # reached by the walk
+    raw = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
+    in_file = [c["rating"] for record in raw for step in record["label"]["steps"] for c in step["completions"] or []]
+    assert (in_file.count(1), in_file.count(-1), in_file.count(0), in_file.count(None)) == (106, 88, 61, 7)
     ratings = [r.rating for r in iter_rated_steps(str(SAMPLE))]
     assert (ratings.count(1), ratings.count(-1), ratings.count(0)) == (106, 88, 61)
 
@@ -115,10 +119,13 @@ def test_stepwise_layout_gives_the_same_pencil_examples():
     assert [(ex.steps, ex.labels) for ex in prm_examples(rated)] == PENCIL_PRM
 
 
-def test_stepwise_rating_counts_match_the_data_readme():
-    # README §4: ratings 1 -> 931, -1 -> 725, 0 -> 405, null -> 127 (null rows are human steps, skipped)
+def test_stepwise_rating_counts_match_the_file():
+    # one rated candidate a row (plain json: 1 -> 356, -1 -> 342, 0 -> 112, null -> 56); null rows are human
+    # steps, skipped
+    raw = [json.loads(line)["rating"] for line in STEPWISE.read_text().splitlines()]
+    assert (raw.count(1), raw.count(-1), raw.count(0), raw.count(None)) == (356, 342, 112, 56)
     ratings = [r.rating for r in iter_rated_steps(str(STEPWISE))]
-    assert (ratings.count(1), ratings.count(-1), ratings.count(0), len(ratings)) == (931, 725, 405, 2061)
+    assert (ratings.count(1), ratings.count(-1), ratings.count(0), len(ratings)) == (356, 342, 112, 810)
 
 
 def _record(steps, problem="What is 2+2?"):

@@ -79,6 +79,22 @@ def test_paths_check_names_each_missing_input(tmp_path):
     assert check_paths(load_config("configs/demo.yaml", [f"data.math500={tmp_path}/nope.jsonl"])).status == "PASS"
 
 
+def test_paths_check_takes_data_hub_ids_for_datasets_not_missing_files(tmp_path):
+    """MATH500 and ProcessBench default to hub ids (owner/name:split): a note, not a missing file; a local data
+    path that is not there is still missing."""
+    present = tmp_path / "train.jsonl"
+    present.write_text("{}\n")
+    config = load_config("configs/demo.yaml", ["data.source=math", f"data.math_train={present}", "data.prm800k=[]"])
+    assert config.data.math500 == "HuggingFaceH4/MATH-500:test"
+    check = check_paths(config)
+    assert check.status == "WARN", check.detail
+    for hub in ("data.math500=HuggingFaceH4/MATH-500:test", "data.processbench[0]=Qwen/ProcessBench:gsm8k",
+                "data.processbench[1]=Qwen/ProcessBench:math"):
+        assert f"{hub} is a hub dataset" in check.detail
+    check = check_paths(load_config("configs/demo.yaml", ["data.source=math", f"data.math_train={present}"]))
+    assert check.status == "FAIL" and "data.prm800k[0]=prm800k/prm800k/data/phase1_train.jsonl" in check.detail
+
+
 def test_disk_check_fails_below_the_threshold(tmp_path):
     assert check_disk(tmp_path / "runs" / "x", 0.001).status == "PASS"
     failed = check_disk(tmp_path / "runs" / "x", 1e9)

@@ -55,7 +55,7 @@ def test_real_processbench_file_scores_with_a_prm(tiny_prm_dir):
     from prm.processbench import load_splits
     from prm.score import PRMScorer
 
-    splits = load_splits(["../shared/data/processbench_gsm8k.jsonl", "../shared/data/processbench_math.jsonl"], 6)
+    splits = load_splits(["tests/data/processbench_gsm8k.jsonl", "tests/data/processbench_math.jsonl"], 6)
     report = evaluate(PRMScorer(tiny_prm_dir), splits)
     assert set(report) == {"gsm8k", "math"} and report["gsm8k"]["calibration"]
     assert report["math"]["n"] == 6 and 0.0 <= report["math"]["f1"] <= 1.0

@@ -25,7 +25,7 @@ def _torchrun(nproc: int, config: Path, *extra: str) -> None:
            "127.0.0.1", "--master_port", str(free_port()), "-m", "prm.train", "-c", str(config), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
-    for path in glob.glob("/dev/shm/deepspeed_allreduce_buffer_*"):  # STACK.md §3: DeepSpeed's shm leak
+    for path in glob.glob("/dev/shm/deepspeed_allreduce_buffer_*"):  # DeepSpeed's shm allreduce leak (66 MB a rank)
         try:
             os.unlink(path)
         except OSError:

@@ -1,6 +1,7 @@
 """MATH problems: PRM800K's 12k training split (with levels) and MATH500, as :class:`~e2h.records.Problem`.
 
-One row of the 12k split (``math_train.jsonl``; PRM800K ``math_splits/train.jsonl`` has the same fields)::
+One row of the 12k split (``tests/data/math_train_sample.jsonl``; PRM800K's ``math_splits/train.jsonl`` has
+these fields except ``level_raw`` and ``source_split``; the origin is then read from ``unique_id``)::
 
     {"problem": "How many vertical asymptotes ...", "solution": "... $\\boxed{2}$ vertical asymptotes.",
      "answer": "2", "subject": "Algebra", "level": 3, "level_raw": "Level 3",

@@ -2,7 +2,7 @@
 
 A *source* is a string::
 
-    ../shared/data/math_train.jsonl        local JSONL, read line by line (errors give the true line number)
+    tests/data/math500.jsonl              local JSONL, read line by line (errors give the true line number)
     data/prm800k/phase2_train.parquet     local .parquet / .json / .csv, loaded with ``datasets``
     HuggingFaceH4/MATH-500:test           hub id, optionally ":split" (default "train"), loaded with ``datasets``
 
@@ -33,8 +33,8 @@ def is_local(source: str) -> bool:
 def iter_rows(source: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """Yield ``(where, line, row)`` for every row of ``source``; ``where`` is what error messages name.
 
-    >>> next(iter_rows("../shared/data/math500.jsonl"))[:2]
-    ('../shared/data/math500.jsonl', 1)
+    >>> next(iter_rows("tests/data/math500.jsonl"))[:2]
+    ('tests/data/math500.jsonl', 1)
     """
     if is_local(source):
         path = resolve_shipped_file(source)  # a config's "tests/data/..." works from any working directory
