@@ -83,6 +83,9 @@ class WorldSection(Section):
     validation_per_level: int = Field(default=40, ge=0)
     test_per_level: int = Field(default=60, ge=0)
     flawed_per_problem: int = Field(default=2, ge=0)  # flawed solutions (PRM negatives) per training problem
+    # flaw kind -> weight for those negatives (e2h.world.flaws.KINDS); None = e2h.world.flaws.KIND_WEIGHTS, which
+    # leaves out "misstep" (right arithmetic on the wrong operands). The corpus's slips always use the defaults.
+    flaw_weights: dict[str, float] | None = None
     # subjects drawn round-robin within each level; empty = all of e2h.world.generator.SUBJECTS
     subjects: list[str] = Field(default_factory=list)
     # labels of a flawed solution after its first wrong step: "label" = the step checker's verdict on every

@@ -32,7 +32,7 @@ from e2h.records import save_records
 
 STAGE = "base"
 # world keys that never reach the corpus: the training split's size and how PRM negatives are made
-_NOT_IN_CORPUS = {"train_per_level", "flawed_per_problem", "after_error"}
+_NOT_IN_CORPUS = {"train_per_level", "flawed_per_problem", "flaw_weights", "after_error"}
 
 
 def base_fingerprint(cfg: RunConfig) -> str:

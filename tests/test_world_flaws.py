@@ -20,11 +20,14 @@ def problems():
     return generate_world(CFG)["train"]
 
 
+EVERY_KIND = {kind: 1.0 for kind in KINDS}
+
+
 def test_checker_finds_the_known_first_error_of_every_flaw(problems):
     kinds = Counter()
     for problem in problems:
         reference = split_solution(problem.solution)
-        flaws = flawed_solutions(problem, random.Random(problem.id), 3)
+        flaws = flawed_solutions(problem, random.Random(problem.id), 3, EVERY_KIND)
         assert flaws, problem
         for flaw in flaws:
             kinds[flaw.kind] += 1
@@ -61,6 +64,21 @@ def test_hand_made_flaws():
     answer = make_flaw(problem, plan_of(problem), "answer", 0, rng)
     assert answer.steps[:2] == ["7 * 6 = 42", "42 - 5 = 37"] and answer.steps[2] != "# Answer\n\n37"
     assert answer.first_error == 2
+    # a misstep: the right operation and arithmetic on numbers the solution has, but not the ones it combines
+    misstep = make_flaw(problem, plan_of(problem), "misstep", 1, rng)
+    left, right = misstep.steps[1].split(" = ")[0].split(" - ")
+    assert misstep.steps[0] == "7 * 6 = 42" and misstep.first_error == 1
+    assert {left, right} <= {"7", "6", "5", "42"} and (left, right) != ("42", "5")
+    assert misstep.steps[1] == f"{left} - {right} = {int(left) - int(right)}"
+    assert check_steps(problem, misstep.steps) == [True, False, False]
+
+
+def test_default_weights_make_no_misstep_and_unknown_kinds_are_refused(problems):
+    """The corpus's slips use the defaults: turning missteps on for PRM data must not change the corpus."""
+    kinds = {f.kind for p in problems for f in flawed_solutions(p, random.Random(p.id), 3)}
+    assert "misstep" not in kinds and kinds == set(KINDS) - {"misstep"}
+    with pytest.raises(ValueError, match="unknown flaw kind"):
+        flawed_solutions(problems[0], random.Random(0), 1, {"misread": 1.0})
 
 
 @pytest.mark.parametrize("after_error", ["label", "cut"])
@@ -94,3 +112,9 @@ def test_step_examples_default_config_and_other_seed(problems):
     assert len(default) == 8 * (1 + WorldSection().flawed_per_problem)
     assert [e.steps for e in world_step_examples(few, CFG, seed=2)] != [e.steps for e in world_step_examples(
         few, CFG, seed=3)]
+
+
+def test_flaw_weights_reach_the_prm_examples(problems):
+    cfg = CFG.model_copy(update={"flaw_weights": {"misstep": 1.0}})
+    flawed = [e for e in world_step_examples(problems, cfg) if "/flaw-" in e.id]
+    assert flawed and all(e.id.endswith("-misstep") and 0.0 in e.labels for e in flawed)

@@ -116,7 +116,7 @@ def world_step_examples(problems: list[Problem], cfg: WorldSection | None = None
     for problem in problems:
         examples.append(_step_example(problem, split_solution(problem.solution or ""), "reference", "label"))
         rng = random.Random(f"e2h-world-flaws/{seed}/{problem.id}")
-        for index, flaw in enumerate(flawed_solutions(problem, rng, cfg.flawed_per_problem)):
+        for index, flaw in enumerate(flawed_solutions(problem, rng, cfg.flawed_per_problem, cfg.flaw_weights)):
             examples.append(_step_example(problem, flaw.steps, f"flaw-{index}-{flaw.kind}", cfg.after_error))
         for rule in (r for r, share in cfg.misconceptions.items() if share > 0):
             steps = misconceived_steps(problem, rule)

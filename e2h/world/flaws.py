@@ -8,6 +8,13 @@ does: later steps redo their (correct) arithmetic on the wrong value, so the ans
     operation   7 + 6 = 13      13 - 5 = 8      # Answer 8       first error: step 0 (wrong operation)
     operand     7 * 6 = 42      42 - 6 = 36     # Answer 36      first error: step 1 (a misread number)
     answer      7 * 6 = 42      42 - 5 = 37     # Answer 38      first error: step 2 (the answer step)
+    misstep     7 * 5 = 35      35 - 5 = 30     # Answer 30      first error: step 0 (the wrong operands)
+
+A misstep combines numbers the solution may use (the problem's numbers, earlier results), with the right
+operation and right arithmetic, but not the ones the expression combines: "8 - 2 = 6" for (8 - 5 - 2). It is the
+commonest first error of the world's policies on long problems, and the one a verifier can only catch by
+knowing which value the problem needs next, so the PRM needs it among its negatives. Its default weight is 0:
+the corpus's slips keep the four kinds above; ``world.flaw_weights`` turns it on for PRM data.
 
 Every flawed step's value is one the problem does not need, so the step checker flags it by construction
 (checker rules 1 or 3); steps before it are the reference's, hence correct.
@@ -24,8 +31,8 @@ from e2h.records import Problem
 from e2h.text_format import format_solution, is_answer_step, split_solution
 from e2h.world.generator import apply_op, latex_answer, step_text
 
-KINDS = ("arithmetic", "operation", "operand", "answer")
-KIND_WEIGHTS = (0.5, 0.2, 0.15, 0.15)
+KINDS = ("arithmetic", "operation", "operand", "answer", "misstep")
+KIND_WEIGHTS = {"arithmetic": 0.5, "operation": 0.2, "operand": 0.15, "answer": 0.15, "misstep": 0.0}
 
 _NUMBER = r"(-?\d+(?:/\d+)?)"
 _REFERENCE_STEP = re.compile(rf"^{_NUMBER} (\+|-|\*|/|mod) {_NUMBER} = {_NUMBER}$")
@@ -176,22 +183,50 @@ def make_flaw(problem: Problem, plan: list[PlanStep], kind: str, index: int,
                 texts, final = _propagate(plan, index, wrong, (left, step.op, right))
                 return FlawedSolution(texts + [_answer(final)], first_error=index, kind=kind)
         return None
+    if kind == "misstep":
+        if step.op == "mod":  # the modulus is the problem's last step; a wrong one is an "operand" flaw
+            return None
+        available = _available_operands(plan, index)
+        pairs = [(x, y) for x in available for y in available if (x, y) != (step.left, step.right)]
+        rng.shuffle(pairs)
+        for left, right in pairs:
+            if step.op == "/" and (right == 0 or (integers and (left / right).denominator != 1)):
+                continue
+            wrong = apply_op(step.op, left, right)
+            if wrong not in needed and (wrong > 0 or step.value <= 0):
+                texts, final = _propagate(plan, index, wrong, (left, step.op, right))
+                return FlawedSolution(texts + [_answer(final)], first_error=index, kind=kind)
+        return None
     raise ValueError(f"unknown flaw kind {kind!r}; expected one of {KINDS}")
+
+
+def _available_operands(plan: list[PlanStep], index: int) -> list[Fraction]:
+    """Values a solution may combine at step ``index``: the problem's numbers and the earlier steps' results
+    (each once, in order of appearance)."""
+    values = [v for s in plan for v, src in ((s.left, s.left_from), (s.right, s.right_from)) if src is None]
+    values += [s.value for s in plan[:index]]
+    return list(dict.fromkeys(values))
 
 
 def _answer(value: Fraction) -> str:
     return f"# Answer\n\n{latex_answer(value)}"
 
 
-def flawed_solutions(problem: Problem, rng: random.Random, k: int) -> list[FlawedSolution]:
-    """Up to ``k`` distinct flawed solutions of a world problem, kinds drawn by KIND_WEIGHTS, the wrong step
-    uniform over the reasoning steps."""
+def flawed_solutions(problem: Problem, rng: random.Random, k: int,
+                     weights: dict[str, float] | None = None) -> list[FlawedSolution]:
+    """Up to ``k`` distinct flawed solutions of a world problem, kinds drawn by ``weights`` (default
+    KIND_WEIGHTS; a kind left out has weight 0), the wrong step uniform over the reasoning steps."""
+    weights = KIND_WEIGHTS if weights is None else weights
+    unknown = set(weights) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown flaw kind(s) {sorted(unknown)}; expected some of {KINDS}")
+    kind_weights = [weights.get(kind, 0.0) for kind in KINDS]
     plan = plan_of(problem)
     found: dict[str, FlawedSolution] = {}
     for _ in range(20 * k):
         if len(found) >= k:
             break
-        kind = rng.choices(KINDS, weights=KIND_WEIGHTS)[0]
+        kind = rng.choices(KINDS, weights=kind_weights)[0]
         flaw = make_flaw(problem, plan, kind, rng.randrange(len(plan)), rng)
         if flaw is not None:
             found.setdefault(flaw.text, flaw)
