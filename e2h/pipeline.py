@@ -394,20 +394,54 @@ def checked_chain_rate(cfg: RunConfig, levels: tuple[int, ...] = (4, 5)) -> floa
     return 100 * sum(verdicts) / max(len(verdicts), 1)
 
 
-def scored_samples(cfg: RunConfig) -> list[Sample]:
-    return [s for shard in sorted(cfg.out_path("scored").glob("shard-*.jsonl")) for s in iter_records(shard, Sample)]
+def scored_samples(cfg: RunConfig, suffix: str = "") -> list[Sample]:
+    return [s for shard in sorted(cfg.out_path("scored" + suffix).glob("shard-*.jsonl"))
+            for s in iter_records(shard, Sample)]
 
 
-def verifier_auc(cfg: RunConfig) -> dict[str, dict[str, float]]:
+def verifier_auc(cfg: RunConfig, suffix: str = "") -> dict[str, dict[str, float]]:
     """Step-level ROC-AUC of the PRM against the world's checker on the eval split's samples, easy vs hard levels;
-    written to eval/step_auc.json."""
+    written to eval/step_auc.json (``suffix`` UPPER: the level 1-5 PRM's scores, to eval_all/)."""
     from e2h.jsonl import write_json
     from e2h.world.verifier_quality import step_auc
 
     problems = {p.id: p for p in load_records(cfg.out_path("world", f"{cfg.demo.eval_split}.jsonl"), Problem)}
-    result = step_auc(problems, scored_samples(cfg), {"easy": (1, 2, 3), "hard": (4, 5)})
-    write_json(cfg.out_path("eval", "step_auc.json"), result)
+    result = step_auc(problems, scored_samples(cfg, suffix), {"easy": (1, 2, 3), "hard": (4, 5)})
+    write_json(cfg.out_path("eval" + suffix, "step_auc.json"), result)
     return result
+
+
+def verifier_tables(aucs: dict[str, dict], effects: dict[str, dict[str, float]] | None = None) -> list:
+    """The report's tables of what metrics.json does not hold: each PRM's step ROC-AUC against the checker
+    (``aucs``: PRM label -> verifier_auc result) and, with the upper bound, the share of its gain recovered
+    (``effects``: PRM label -> effect(), the level 1-3 PRM first)."""
+    from e2h.report.render import Table
+
+    rows = [[label, split, f"{100 * auc[split]['auc']:.1f}", str(auc[split]["correct_steps"]),
+             str(auc[split]["wrong_steps"])] for label, auc in aucs.items() for split in ("easy", "hard")]
+    tables = [Table("Verifier quality: step ROC-AUC vs the world's checker", ["PRM", "Levels", "AUC x100",
+                    "Correct steps", "Wrong steps"], rows,
+                    note="Chance that a random correct step scores above a random wrong one, on this split's samples "
+                         "(easy = levels 1-3, hard = levels 4-5).", anchor="verifier")]
+    if effects and len(effects) == 2:
+        (easy_label, easy), (upper_label, upper) = effects.items()
+        rows = [[label, f"{e['majority@N']:.1f}", f"{e['weighted_vote@N']:.1f}",
+                 f"{e['weighted_vote@N'] - e['majority@N']:+.1f}"] for label, e in effects.items()]
+        tables.append(Table("Easy-to-hard: the level 1-3 PRM vs the level 1-5 PRM on levels 4-5",
+                            ["PRM", "Majority", "Weighted vote", "Gain"], rows,
+                            note=f"{easy_label} recovers {recovered_gain(easy, upper):.0f}% of the weighted-vote gain "
+                                 f"over majority of {upper_label} (same samples, largest N).", anchor="recovered"))
+    return tables
+
+
+def rewrite_report(cfg: RunConfig, tables: list) -> None:
+    """eval/report.{md,html} again from eval/metrics.json, with the demo's ``tables`` after the headline."""
+    import json
+
+    from e2h.report import write_report
+
+    metrics = json.loads(cfg.out_path("eval", "metrics.json").read_text())
+    write_report([metrics], [cfg.run.name], cfg.out_path("eval"), extra=tables)
 
 
 def ppo_hard_validation(cfg: RunConfig) -> str:
@@ -477,14 +511,19 @@ def run(args: argparse.Namespace) -> int:
         per_seed[cfg.run.seed] = effect(metrics)
         if cfg.data.source == "world":
             per_seed[cfg.run.seed][CHECKED] = checked_chain_rate(cfg)
-            auc = verifier_auc(cfg)
-            per_seed[cfg.run.seed][STEP_AUC] = 100 * auc["hard"]["auc"]
-            print(f"PRM step ROC-AUC vs the checker (x100): easy {100 * auc['easy']['auc']:.1f}, "
-                  f"hard {100 * auc['hard']['auc']:.1f}")
+            aucs = {"levels 1-3": verifier_auc(cfg)}
+            per_seed[cfg.run.seed][STEP_AUC] = 100 * aucs["levels 1-3"]["hard"]["auc"]
+            effects = None
             if args.with_upper_bound:
+                aucs["levels 1-5"] = verifier_auc(cfg, UPPER)
                 upper = effect(json.loads(cfg.out_path("eval" + UPPER, "metrics.json").read_text()))
+                effects = {"levels 1-3": per_seed[cfg.run.seed], "levels 1-5": upper}
                 per_seed[cfg.run.seed][UPPER_WV] = upper["weighted_vote@N"]
                 per_seed[cfg.run.seed][RECOVERED] = recovered_gain(per_seed[cfg.run.seed], upper)
+            for label, auc in aucs.items():
+                print(f"PRM ({label}) step ROC-AUC vs the checker (x100): easy {100 * auc['easy']['auc']:.1f}, "
+                      f"hard {100 * auc['hard']['auc']:.1f}")
+            rewrite_report(cfg, verifier_tables(aucs, effects))
         if args.with_ppo:
             print(ppo_hard_validation(cfg))
         print(f"report: {cfg.out_path('eval', 'report.html')}")

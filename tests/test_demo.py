@@ -78,7 +78,9 @@ def test_reduced_demo_end_to_end(tmp_path):
     assert run_config["policy"]["path"] == run_config["prm_backbone"]["path"] == str(base / "model")
     prm_config = yaml.safe_load((out / "prm" / "train_config.yaml").read_text())
     assert prm_config["prm_backbone"]["path"] == str(base / "model")
-    assert "PRM step ROC-AUC" in first.stdout and (out / "eval" / "step_auc.json").is_file()
+    assert "step ROC-AUC vs the checker" in first.stdout and (out / "eval" / "step_auc.json").is_file()
+    auc = json.loads((out / "eval" / "step_auc.json").read_text())
+    assert f"| levels 1-3 | hard | {100 * auc['hard']['auc']:.1f} |" in (out / "eval" / "report.md").read_text()
 
     manifest = json.loads((out / "manifest.json").read_text())["entries"]
     assert all(f"demo/{stage}" in manifest for stage in STAGE_OUTPUTS)

@@ -44,3 +44,4 @@ def test_seeds_share_the_world_and_its_base_and_vary_the_rest():
     assert (one.run.seed, one.sample.seed) == (1, 1) and (two.run.seed, two.sample.seed) == (2, 2)
     scratch = demo_config(CONFIG, ["demo.policy_init=scratch"], "c", 2)
     assert scratch.world.seed == 2  # without a base, each seed draws its own world as before
+

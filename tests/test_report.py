@@ -154,3 +154,22 @@ def test_comparison_report_has_both_runs(report_dir, tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| majority | levels 1-5 | all |"))
     assert row.rstrip(" |").endswith(half)
     assert html_path.read_text(encoding="utf-8").count("data:image/png;base64,") == 3
+
+
+def test_the_demos_verifier_tables_follow_the_headline(report_dir, tmp_path):
+    """The demo's step AUCs and recovered gain (numbers metrics.json does not hold) land after the headline."""
+    from e2h.pipeline import verifier_tables
+
+    _, metrics = report_dir
+    auc = {"easy": {"auc": 0.912, "correct_steps": 30, "wrong_steps": 10},
+           "hard": {"auc": 0.634, "correct_steps": 12, "wrong_steps": 20}}
+    effects = {"levels 1-3": {"majority@N": 20.0, "weighted_vote@N": 26.0},
+               "levels 1-5": {"majority@N": 20.0, "weighted_vote@N": 28.0}}
+    md, html = write_report([metrics], ["demo"], tmp_path, extra=verifier_tables({"levels 1-3": auc}, effects))
+    text = md.read_text(encoding="utf-8")
+    sections = re.findall(r"^## (.+)$", text, flags=re.M)
+    assert sections[0].startswith("Headline") and sections[1].startswith("Verifier quality")
+    assert sections[2].startswith("Easy-to-hard")
+    assert "| levels 1-3 | hard | 63.4 | 12 | 20 |" in text
+    assert "| levels 1-5 | 20.0 | 28.0 | +8.0 |" in text and "recovers 75% " in text
+    assert 'id="verifier"' in html.read_text(encoding="utf-8")

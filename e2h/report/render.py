@@ -291,11 +291,14 @@ def render_html(report: Report) -> str:
             "</body></html>\n")
 
 
-def write_report(metrics_list: list[dict], labels: list[str], out_dir: str | os.PathLike) -> tuple[Path, Path]:
-    """Write report.md and report.html (atomically) into out_dir; returns their paths."""
+def write_report(metrics_list: list[dict], labels: list[str], out_dir: str | os.PathLike,
+                 extra: list[Table] = ()) -> tuple[Path, Path]:
+    """Write report.md and report.html (atomically) into out_dir; returns their paths. ``extra`` tables (what
+    metrics.json does not hold, e.g. the demo's verifier quality) go right after the headline."""
     if len(metrics_list) != len(labels) or not metrics_list:
         raise ValueError("write_report needs one label per metrics dict, and at least one")
     report = build_report(list(zip(labels, metrics_list)))
+    report.sections[1:1] = list(extra)
     out_dir = Path(out_dir)
     paths = []
     for name, text in (("report.md", render_markdown(report)), ("report.html", render_html(report))):
