@@ -227,6 +227,11 @@ class ScoreSection(Section):
     share_prompt: bool = False  # reuse each problem's prompt KV cache for its N samples (slower on CPU, see bench)
     device: str = "auto"  # auto: cuda if available else cpu
     cpus_per_actor: float = 1.0
+    # which step scores a solution's aggregates (min/prod/last/mean; eval and the service too) read, issue #19:
+    # every reasoning step and the answer (e2h), the reasoning steps only (the reference's default), or the
+    # reasoning steps but the last plus the answer (the reference's --process_reward_with_answer, the paper's App.
+    # C.2). step_scores always keep every step. See e2h.rerank.select_steps.
+    steps: Literal["reasoning_and_answer", "reasoning", "with_answer"] = "reasoning_and_answer"
 
 
 class EvalSection(Section):
@@ -368,6 +373,7 @@ class ServeSection(Section):
     request_timeout_s: float = Field(default=30.0, gt=0)
     keep_alive_timeout_s: float = Field(default=5.0, gt=0)
     replicas: int = 1  # Ray Serve replicas (e2h serve --ray)
+    steps: Literal["reasoning_and_answer", "reasoning", "with_answer"] | None = None  # default: score.steps
     cpus_per_replica: float = 1.0
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from e2h import curves, rerank
 from e2h.jsonl import RecordError, read_jsonl, write_json
 from e2h.records import EASY_LEVELS, HARD_LEVELS, Sample
-from e2h.text_format import extract_final_answer
+from e2h.text_format import ends_with_answer, extract_final_answer, split_solution
 
 METRICS_VERSION = 1
 ORACLE = "oracle (pass@N)"
@@ -179,8 +179,9 @@ class Pools:
 
 
 def build_pools(samples: list[Sample], grades: Grades, aggregations: list[str], grouping: str = "samples",
-                same_answer: rerank.SameAnswer | None = None) -> Pools:
-    """Pools per problem; answers grouped by ``grouping`` (``samples``: gold-blind, with ``same_answer``)."""
+                same_answer: rerank.SameAnswer | None = None, steps: str = "reasoning_and_answer") -> Pools:
+    """Pools per problem; answers grouped by ``grouping`` (``samples``: gold-blind, with ``same_answer``); PRM
+    aggregates read the step scores ``steps`` (score.steps) selects, as `e2h score` and the service do."""
     by_problem: dict[str, list[int]] = defaultdict(list)
     for i, s in enumerate(samples):
         by_problem[s.problem_id].append(i)
@@ -201,13 +202,17 @@ def build_pools(samples: list[Sample], grades: Grades, aggregations: list[str], 
     def column(members: list[int], name: str) -> np.ndarray:
         return np.array([(samples[i].aggregates or {}).get(name, np.nan) for i in members], dtype=np.float64)
 
+    def chosen(members: list[int]) -> list[list[float]]:
+        return [rerank.select_steps(samples[i].step_scores, ends_with_answer(split_solution(samples[i].completion)),
+                                    steps) for i in members]
+
     for pid, members in by_problem.items():
         first = samples[members[0]]
         pools.problem_ids.append(pid)
         pools.levels.append(first.level)
         pools.subjects.append(first.subject or "(none)")
         for agg in prm_aggs:
-            values = (rerank.aggregate_steps([samples[i].step_scores for i in members], agg) if has_steps
+            values = (rerank.aggregate_steps(chosen(members), agg) if has_steps
                       else column(members, agg))
             pools.scores[f"prm_{agg}"].append(values)
         for name in aggregate_names:
@@ -301,7 +306,8 @@ def problem_groups(pools: Pools) -> dict[str, dict[str, np.ndarray]]:
 
 # ------------------------------------------------------------------------------------------------- metrics
 def compute_metrics(samples: list[Sample], grades: Grades, cfg, config_dump: dict | None = None,
-                    inputs: list[str] = (), same_answer: rerank.SameAnswer | None = None) -> dict:
+                    inputs: list[str] = (), same_answer: rerank.SameAnswer | None = None,
+                    steps: str = "reasoning_and_answer") -> dict:
     """Everything the report shows, as plain JSON: counts, methods, and curves per split / level / subject.
 
     Answers are grouped by ``cfg.vote_grouping`` (default ``samples``: without the gold), compared by
@@ -311,7 +317,7 @@ def compute_metrics(samples: list[Sample], grades: Grades, cfg, config_dump: dic
     grouping = getattr(cfg, "vote_grouping", "samples")
     if same_answer is None and grouping == "samples":
         same_answer = grouping_comparer(cfg, grades)
-    pools = build_pools(samples, grades, aggregations, grouping, same_answer)
+    pools = build_pools(samples, grades, aggregations, grouping, same_answer, steps)
     methods, headline = build_methods(cfg, pools)
     sizes = np.array([len(c) for c in pools.classes])
     n_values = sorted(set(cfg.n_values)) if cfg.n_values else curves.default_n_values(int(sizes.max()))
@@ -405,7 +411,7 @@ def evaluate(config, samples_path: str | Path, out_dir: str | Path) -> dict:
                            regrade=cfg.regrade, numeric=config.grading.numeric, rel_tol=config.grading.rel_tol)
     same_answer = grouping_comparer(cfg, grades, config.grading.numeric, config.grading.rel_tol)
     metrics = compute_metrics(samples, grades, cfg, config.model_dump(mode="json"), [str(p) for p in paths],
-                              same_answer)
+                              same_answer, config.score.steps)
     metrics["run_name"] = config.run.name
     write_json(out_dir / "metrics.json", _finite(metrics))
     write_report([metrics], [config.run.name], out_dir)

@@ -46,10 +46,40 @@ AGGREGATIONS = ("min", "prod", "last", "mean")
 GOLD_CLASS = 0  # the first correct class (classes 0 .. n_gold-1 are correct)
 NO_ANSWER = -1
 VOTE_GROUPINGS = ("samples", "gold")  # eval.vote_grouping: without the gold (default) / merged by it
+# score.steps: which step scores a solution's aggregates read (issue #19)
+STEP_CONVENTIONS = ("reasoning_and_answer", "reasoning", "with_answer")
+
+
+def select_steps(step_scores: Sequence[float] | None, has_answer: bool,
+                 steps: str = "reasoning_and_answer") -> list[float]:
+    """The step scores that min / prod / last / mean read, under ``score.steps`` (``step_scores`` holds one per
+    step, the answer step last when ``has_answer``; the stored ``step_scores`` keep them all):
+
+    - ``reasoning_and_answer``: every reasoning step and the answer step (e2h's default);
+    - ``reasoning``: the reasoning steps only, the answer step's score dropped (the reference's
+      ``inference_reward.py`` default);
+    - ``with_answer``: the reasoning steps but the last, then the answer step (the reference's
+      ``--process_reward_with_answer``: the paper's App. C.2, "every intermediate step and the final token").
+
+    A solution without an answer step (cut at the length limit) keeps all its reasoning steps under every
+    convention: with_answer's final-token score is then the last reasoning step's, which e2h reads at that step's
+    last token, the token before EOS where the reference reads it.
+
+    >>> [select_steps([0.9, 0.5, 0.8], True, s) for s in STEP_CONVENTIONS]
+    [[0.9, 0.5, 0.8], [0.9, 0.5], [0.9, 0.8]]
+    """
+    if steps not in STEP_CONVENTIONS:
+        raise ValueError(f"unknown score.steps '{steps}'; choose one of {', '.join(STEP_CONVENTIONS)}")
+    scores = list(step_scores or [])
+    if not has_answer or not scores or steps == "reasoning_and_answer":
+        return scores
+    if steps == "reasoning":
+        return scores[:-1]
+    return scores[:-2] + scores[-1:]
 
 
 def aggregate_steps(step_scores: Sequence[Sequence[float] | None], how: str = "min") -> np.ndarray:
-    """One solution score per sample from its step probabilities (answer step included as the last).
+    """One solution score per sample from its step probabilities (those :func:`select_steps` keeps).
 
     >>> aggregate_steps([[0.9, 0.5, 0.8], [0.7], None], "min").tolist()
     [0.5, 0.7, nan]

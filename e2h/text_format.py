@@ -49,6 +49,11 @@ def is_answer_step(step: str) -> bool:
     return step.lstrip().startswith(ANSWER_HEADER)
 
 
+def ends_with_answer(steps: list[str]) -> bool:
+    """True when a split solution's last step is its answer step (a length-truncated sample has none)."""
+    return bool(steps) and is_answer_step(steps[-1])
+
+
 def format_solution(steps: list[str], answer: str | None = None) -> str:
     """Join reasoning steps (and, if given, the final answer) into solution text.
 

@@ -12,7 +12,8 @@ on the 2-core CPU with a tiny model and short prompts it is SLOWER (bench/bench_
 over per-prefix scoring), so it is off by default; turn it on for long prompts on a GPU.
 
 Sample files (``e2h score``): a Sample JSONL file or a folder of ``shard-*.jsonl``; each output shard gets
-``step_scores`` and ``aggregates`` {min, prod, last, mean} and is recorded in ``<out>/manifest.json`` only after
+``step_scores`` (every step, the answer step last) and ``aggregates`` {min, prod, last, mean} of the steps
+``score.steps`` selects (e2h.rerank.select_steps: reasoning_and_answer, reasoning or with_answer) and is recorded in ``<out>/manifest.json`` only after
 it is written, so a killed run resumes per shard. ``score.num_actors > 1`` spreads shards over Ray actors.
 """
 
@@ -26,7 +27,8 @@ import os
 from pathlib import Path
 
 from e2h.records import Sample, iter_records, save_records
-from e2h.text_format import STEP_SEPARATOR, format_solution, is_answer_step, split_solution
+from e2h.rerank import select_steps
+from e2h.text_format import STEP_SEPARATOR, ends_with_answer, format_solution, is_answer_step, split_solution
 from e2h.tokenization import TokenRuleError, encode, step_end_positions, token_at_char
 
 from prm.dataset import layout, step_ends
@@ -240,13 +242,19 @@ def group_by_prompt(samples: list[Sample]) -> list[tuple[str, list[int]]]:
     return list(groups.items())
 
 
-def score_samples(scorer: PRMScorer, samples: list[Sample]) -> list[Sample]:
-    """Copies of ``samples`` with step_scores and aggregates filled."""
+def solution_aggregates(completion: str, step_scores: list[float], steps: str = "reasoning_and_answer") -> dict:
+    """min / prod / last / mean of the step scores ``steps`` (score.steps) selects from a completion's scores."""
+    return aggregate(select_steps(step_scores, ends_with_answer(split_solution(completion)), steps))
+
+
+def score_samples(scorer: PRMScorer, samples: list[Sample], steps: str = "reasoning_and_answer") -> list[Sample]:
+    """Copies of ``samples`` with step_scores (every step) and aggregates (of the steps ``steps`` selects)."""
     out = list(samples)
     for prompt, indices in group_by_prompt(samples):
         scores = scorer.score(prompt, [samples[i].completion for i in indices])
         for i, s in zip(indices, scores):
-            out[i] = samples[i].model_copy(update={"step_scores": s, "aggregates": aggregate(s)})
+            out[i] = samples[i].model_copy(
+                update={"step_scores": s, "aggregates": solution_aggregates(samples[i].completion, s, steps)})
     return out
 
 
@@ -270,16 +278,17 @@ def load_unit(path: Path, start: int, end: int) -> list[Sample]:
     return rows if end < 0 else rows[start:end]
 
 
-def unit_fingerprint(model_path: str, path: Path, start: int, end: int) -> str:
+def unit_fingerprint(model_path: str, path: Path, start: int, end: int, steps: str = "reasoning_and_answer") -> str:
     from e2h.manifest import file_checksum
 
-    key = json.dumps([str(Path(model_path).resolve()), file_checksum(path), start, end])
+    key = [str(Path(model_path).resolve()), file_checksum(path), start, end]
+    key = json.dumps(key if steps == "reasoning_and_answer" else key + [steps])  # default: earlier runs still match
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def score_file(model_path: str, samples_path: str | os.PathLike, output_dir: str | os.PathLike,
                shard_size: int = 256, device: str = "auto", batch_tokens: int = 16384, share_prompt: bool = False,
-               num_actors: int = 1, cpus_per_actor: float = 1.0) -> dict:
+               num_actors: int = 1, cpus_per_actor: float = 1.0, steps: str = "reasoning_and_answer") -> dict:
     """Score every unit not already done; returns counts. Output: <output_dir>/shard-XXXXX.jsonl + manifest."""
     from tqdm.auto import tqdm
 
@@ -290,7 +299,7 @@ def score_file(model_path: str, samples_path: str | os.PathLike, output_dir: str
     units = plan_units(Path(samples_path), shard_size)
     todo = []
     for name, path, start, end in units:
-        fingerprint = unit_fingerprint(model_path, path, start, end)
+        fingerprint = unit_fingerprint(model_path, path, start, end, steps)
         entry = manifest.entries.get(name, {})
         if manifest.is_done(name) and entry.get("fingerprint") == fingerprint:
             continue
@@ -298,11 +307,11 @@ def score_file(model_path: str, samples_path: str | os.PathLike, output_dir: str
     scored_rows = 0
     if todo and num_actors > 1:
         scored_rows = _score_with_ray(model_path, todo, output_dir, manifest, device, batch_tokens, share_prompt,
-                                      num_actors, cpus_per_actor)
+                                      num_actors, cpus_per_actor, steps)
     elif todo:
         scorer = PRMScorer(model_path, device=device, batch_tokens=batch_tokens, share_prompt=share_prompt)
         for name, path, start, end, fingerprint in tqdm(todo, desc="score", unit="shard"):
-            rows = score_samples(scorer, load_unit(path, start, end))
+            rows = score_samples(scorer, load_unit(path, start, end), steps)
             out = output_dir / f"{name}.jsonl"
             save_records(out, rows)
             manifest.mark_done(name, [out], fingerprint=fingerprint, rows=len(rows))
@@ -312,7 +321,7 @@ def score_file(model_path: str, samples_path: str | os.PathLike, output_dir: str
 
 
 def _score_with_ray(model_path, todo, output_dir, manifest, device, batch_tokens, share_prompt, num_actors,
-                    cpus_per_actor) -> int:
+                    cpus_per_actor, steps="reasoning_and_answer") -> int:
     """One PRM per Ray actor; actors score units and write their files, the driver records the manifest."""
     try:
         import ray
@@ -333,7 +342,7 @@ def _score_with_ray(model_path, todo, output_dir, manifest, device, batch_tokens
             self.scorer = PRMScorer(model_path, device=device, batch_tokens=batch_tokens, share_prompt=share_prompt)
 
         def run(self, name, path, start, end):
-            rows = score_samples(self.scorer, load_unit(Path(path), start, end))
+            rows = score_samples(self.scorer, load_unit(Path(path), start, end), steps)
             out = Path(output_dir) / f"{name}.jsonl"
             save_records(out, rows)
             return name, str(out), len(rows)
@@ -370,7 +379,7 @@ def run(args) -> int:
         samples_path=args.samples or s.samples or cfg.out_path("samples"),
         output_dir=args.output_dir or s.output_dir or cfg.out_path("scored"),
         shard_size=s.shard_size, device=s.device, batch_tokens=s.batch_tokens, share_prompt=s.share_prompt,
-        num_actors=s.num_actors, cpus_per_actor=s.cpus_per_actor,
+        num_actors=s.num_actors, cpus_per_actor=s.cpus_per_actor, steps=s.steps,
     )
     print(" ".join(f"{k}={v}" for k, v in summary.items()))
     return 0

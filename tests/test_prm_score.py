@@ -128,3 +128,34 @@ def test_aggregates():
 
     assert aggregate([0.5, 0.8]) == pytest.approx({"min": 0.5, "prod": 0.4, "last": 0.8, "mean": 0.65})
     assert aggregate([]) == {"min": 0.0, "prod": 0.0, "last": 0.0, "mean": 0.0}
+
+
+@pytest.mark.parametrize("steps", ["reasoning_and_answer", "reasoning", "with_answer"])
+def test_score_steps_convention_selects_what_the_aggregates_read(tmp_path, tiny_prm_dir, steps):
+    """Through the real scoring path: step_scores keep every step whatever score.steps says; the aggregates of
+    `e2h score` read the selected ones, and `e2h eval`'s pools recompute the same numbers from step_scores."""
+    from e2h.evaluate import Grades, build_pools
+    from e2h.rerank import select_steps
+    from e2h.text_format import ends_with_answer, split_solution
+    from prm.score import PRMScorer, aggregate, score_file, score_samples
+
+    samples = [Sample(problem_id="p", sample_index=i, prompt=PROMPT, completion=c)
+               for i, c in enumerate(COMPLETIONS[:3])]
+    plain = score_samples(PRMScorer(tiny_prm_dir), samples)
+    path = tmp_path / "samples.jsonl"
+    save_records(path, samples)
+    score_file(tiny_prm_dir, path, tmp_path / "scored", shard_size=8, steps=steps)
+    rows = load_records(tmp_path / "scored" / "shard-00000.jsonl", Sample)
+    for row, ref in zip(rows, plain):
+        assert row.step_scores == pytest.approx(ref.step_scores)
+    full, cut = rows[0].step_scores, rows[2].step_scores
+    kept = {"reasoning_and_answer": full, "reasoning": full[:2], "with_answer": [full[0], full[2]]}[steps]
+    assert rows[0].aggregates == pytest.approx(aggregate(kept))
+    assert rows[2].aggregates == pytest.approx(aggregate(cut))  # no answer step: every convention keeps it all
+
+    grades = Grades(keys=["7", "17", None], correct=[True, False, False], reasons=["", "", ""],
+                    grader_version="test", source="test")
+    pools = build_pools(rows, grades, ["min", "prod", "last", "mean"], grouping="gold", steps=steps)
+    for agg in ("min", "prod", "last", "mean"):
+        assert pools.scores[f"prm_{agg}"][0] == pytest.approx([r.aggregates[agg] for r in rows])
+    assert select_steps(full, ends_with_answer(split_solution(rows[0].completion)), steps) == kept

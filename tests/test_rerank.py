@@ -101,3 +101,32 @@ def test_select_answer_ties_go_to_first_seen_and_none_without_answers():
     assert rerank.select_answer([None, None], [0.3, 0.4], "weighted_vote") == (None, None)
     assert rerank.select_answer([None], [0.3], "best_of_n") == (None, None)
     assert math.isclose(rerank.class_totals(np.array([0, 0, 1, -1]), np.array([0.5, 0.25, 1.0, 9.0]))[0], 0.75)
+
+
+# score.steps (issue #19): which step scores the aggregates read. Columns: step scores (the answer step last when
+# has_answer), has_answer, then what reasoning_and_answer / reasoning / with_answer keep.
+STEP_TABLE = [
+    ([0.9, 0.5, 0.8], True, [0.9, 0.5, 0.8], [0.9, 0.5], [0.9, 0.8]),  # two reasoning steps + answer
+    ([0.6, 0.3], True, [0.6, 0.3], [0.6], [0.3]),  # one reasoning step + answer: with_answer keeps the answer only
+    ([0.9, 0.5], False, [0.9, 0.5], [0.9, 0.5], [0.9, 0.5]),  # cut at the length limit: no answer step
+    ([0.6], False, [0.6], [0.6], [0.6]),  # one reasoning step, no answer
+    ([0.7], True, [0.7], [], [0.7]),  # the answer step alone
+    ([], False, [], [], []),
+    (None, False, [], [], []),
+]
+
+
+@pytest.mark.parametrize("scores, has_answer, both, reasoning, with_answer", STEP_TABLE)
+def test_select_steps_conventions(scores, has_answer, both, reasoning, with_answer):
+    from e2h.rerank import STEP_CONVENTIONS, select_steps
+
+    got = {c: select_steps(scores, has_answer, c) for c in STEP_CONVENTIONS}
+    assert got == {"reasoning_and_answer": both, "reasoning": reasoning, "with_answer": with_answer}
+    assert select_steps(scores, has_answer) == both  # the default keeps e2h's behaviour
+
+
+def test_select_steps_rejects_an_unknown_convention():
+    from e2h.rerank import select_steps
+
+    with pytest.raises(ValueError, match="score.steps"):
+        select_steps([0.5], True, "answer_only")

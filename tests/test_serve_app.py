@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import threading
@@ -170,6 +171,25 @@ def test_rerank_picks_the_constructed_answer(constructed_server, method, aggrega
     if top_mass is not None:
         assert out["answers"][0]["answer"] == chosen_answer
         assert out["answers"][0]["mass"] == pytest.approx(top_mass, abs=1e-6)
+
+
+@pytest.mark.parametrize("steps, kept", [(None, [0.9, 0.95, 0.8]), ("reasoning_and_answer", [0.9, 0.95, 0.8]),
+                                         ("reasoning", [0.9, 0.95]), ("with_answer", [0.9, 0.8])])
+def test_the_service_aggregates_the_steps_score_steps_selects(serve_thread_server, steps, kept):
+    """serve.steps (e2h serve takes score.steps) picks what the aggregates read, through e2h.rerank.select_steps
+    as `e2h score` does; step_scores still hold every step. A solution without an answer keeps all its steps."""
+    from e2h.serve.app import create_app
+
+    app = create_app(ServeSection(prm_path=None, max_wait_ms=0, steps=steps), backend_factory=ConstructedBackend)
+    server = serve_thread_server(app).wait_ready()
+    body = {"problem": "How many?", "solutions": [CASE[3], "[p=0.9] Careful.\n\n[p=0.6] Cut"]}
+    r = httpx.post(server.url + "/v1/score", json=body, timeout=30)
+    assert r.status_code == 200, r.text
+    answered, cut = r.json()["solutions"]
+    assert answered["step_scores"] == pytest.approx([0.9, 0.95, 0.8])
+    assert answered["aggregates"] == pytest.approx(
+        {"min": min(kept), "prod": math.prod(kept), "last": kept[-1], "mean": sum(kept) / len(kept)})
+    assert cut["aggregates"]["min"] == pytest.approx(0.6) and cut["aggregates"]["last"] == pytest.approx(0.6)
 
 
 

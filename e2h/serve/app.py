@@ -48,7 +48,7 @@ from e2h.serve.schemas import (
     ScoreResponse,
     Verdict,
 )
-from e2h.text_format import format_prompt, split_solution
+from e2h.text_format import ends_with_answer, format_prompt, split_solution
 
 try:  # module level: FastAPI resolves a route's string annotations (``request: Request``) in this namespace
     from fastapi import Request
@@ -259,7 +259,7 @@ async def _score_request(state: ServiceState, request: ScoreRequest) -> list[Sco
     if not state.ready or state.batcher is None or state.backend is None:
         raise NotReady(state.load_error or "model is loading")
     check_limits(request, state.settings)
-    from e2h.rerank import aggregate_steps
+    from e2h.rerank import aggregate_steps, select_steps
 
     prompt = format_prompt(request.problem)
     pairs = [(prompt, text) for text in request.solutions]
@@ -281,7 +281,9 @@ async def _score_request(state: ServiceState, request: ScoreRequest) -> list[Sco
     for i, (s, p) in enumerate(zip(steps, step_scores)):
         if len(s) != len(p) or not p:
             raise RuntimeError(f"solutions[{i}]: the scorer gave {len(p)} step scores for {len(s)} steps")
-    aggregates = {how: aggregate_steps(step_scores, how) for how in AGGREGATIONS}
+    convention = state.settings.steps or "reasoning_and_answer"  # score.steps (e2h.serve.commands.serve_settings)
+    chosen = [select_steps(p, ends_with_answer(s), convention) for s, p in zip(steps, step_scores)]
+    aggregates = {how: aggregate_steps(chosen, how) for how in AGGREGATIONS}
     return [
         ScoredSolution(
             index=i,

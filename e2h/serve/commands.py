@@ -23,10 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def serve_settings(config: RunConfig) -> ServeSection:
-    """The serve section with its defaults resolved (prm_path -> <run.out_dir>/prm)."""
+    """The serve section with its defaults resolved (prm_path -> <run.out_dir>/prm, steps -> score.steps)."""
     settings = config.serve.model_copy()
     if settings.prm_path is None:
         settings.prm_path = str(config.out_path("prm"))
+    if settings.steps is None:  # the service aggregates the steps `e2h score` does
+        settings.steps = config.score.steps
     return settings
 
 
