@@ -32,6 +32,7 @@ directory afresh. The end prints the per-stage timing table and the easy-to-hard
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -164,9 +165,17 @@ def stage_score_all(cfg: RunConfig, config_path: Path) -> list[Path]:
 
 
 def stage_eval_all(cfg: RunConfig, config_path: Path) -> list[Path]:
+    """The upper bound's evaluation; on the world its report also sets both PRMs side by side (step AUC, and the
+    share of the level 1-5 PRM's weighted-vote gain that the level 1-3 PRM recovers)."""
     e2h_command(config_path, "eval", f"eval.samples={cfg.out_path('scored' + UPPER)}",
                 f"eval.output_dir={cfg.out_path('eval' + UPPER)}")
-    return [cfg.out_path("eval" + UPPER, "metrics.json")]
+    if cfg.data.source == "world":
+        # the level 1-3 PRM's AUC as the eval stage wrote it: its recorded output stays untouched
+        aucs = {"levels 1-3": json.loads(cfg.out_path("eval", "step_auc.json").read_text()),
+                "levels 1-5": verifier_auc(cfg, UPPER)}
+        effects = {"levels 1-3": effect(read_metrics(cfg)), "levels 1-5": effect(read_metrics(cfg, UPPER))}
+        rewrite_report(cfg, verifier_tables(aucs, effects), UPPER)
+    return [cfg.out_path("eval" + UPPER, "metrics.json"), cfg.out_path("eval" + UPPER, "report.html")]
 
 
 def dedupe(examples: list[StepExample]) -> list[StepExample]:
@@ -213,8 +222,14 @@ def stage_score(cfg: RunConfig, config_path: Path) -> list[Path]:
 
 
 def stage_eval(cfg: RunConfig, config_path: Path) -> list[Path]:
+    """`e2h eval`; on the world also the PRM's step AUC against the checker (eval/step_auc.json, and a table in
+    the report)."""
     e2h_command(config_path, "eval")
-    return [cfg.out_path("eval", "metrics.json"), cfg.out_path("eval", "report.html")]
+    outputs = [cfg.out_path("eval", "metrics.json"), cfg.out_path("eval", "report.html")]
+    if cfg.data.source == "world":
+        rewrite_report(cfg, verifier_tables({"levels 1-3": verifier_auc(cfg)}))
+        outputs.append(cfg.out_path("eval", "step_auc.json"))
+    return outputs
 
 
 def stage_ppo(cfg: RunConfig, config_path: Path) -> list[Path]:
@@ -434,14 +449,16 @@ def verifier_tables(aucs: dict[str, dict], effects: dict[str, dict[str, float]] 
     return tables
 
 
-def rewrite_report(cfg: RunConfig, tables: list) -> None:
-    """eval/report.{md,html} again from eval/metrics.json, with the demo's ``tables`` after the headline."""
-    import json
+def read_metrics(cfg: RunConfig, suffix: str = "") -> dict:
+    return json.loads(cfg.out_path("eval" + suffix, "metrics.json").read_text())
 
+
+def rewrite_report(cfg: RunConfig, tables: list, suffix: str = "") -> None:
+    """eval/report.{md,html} again from eval/metrics.json, with the demo's ``tables`` after the headline (within
+    the eval stage, so the files the manifest records are the final ones)."""
     from e2h.report import write_report
 
-    metrics = json.loads(cfg.out_path("eval", "metrics.json").read_text())
-    write_report([metrics], [cfg.run.name], cfg.out_path("eval"), extra=tables)
+    write_report([read_metrics(cfg, suffix)], [cfg.run.name], cfg.out_path("eval" + suffix), extra=tables)
 
 
 def ppo_hard_validation(cfg: RunConfig) -> str:
@@ -494,8 +511,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     seeds = args.seeds or [None]
     per_seed: dict[int, dict[str, float]] = {}
     n = None
@@ -511,19 +526,16 @@ def run(args: argparse.Namespace) -> int:
         per_seed[cfg.run.seed] = effect(metrics)
         if cfg.data.source == "world":
             per_seed[cfg.run.seed][CHECKED] = checked_chain_rate(cfg)
-            aucs = {"levels 1-3": verifier_auc(cfg)}
+            aucs = {"levels 1-3": json.loads(cfg.out_path("eval", "step_auc.json").read_text())}
             per_seed[cfg.run.seed][STEP_AUC] = 100 * aucs["levels 1-3"]["hard"]["auc"]
-            effects = None
             if args.with_upper_bound:
-                aucs["levels 1-5"] = verifier_auc(cfg, UPPER)
-                upper = effect(json.loads(cfg.out_path("eval" + UPPER, "metrics.json").read_text()))
-                effects = {"levels 1-3": per_seed[cfg.run.seed], "levels 1-5": upper}
+                aucs["levels 1-5"] = json.loads(cfg.out_path("eval" + UPPER, "step_auc.json").read_text())
+                upper = effect(read_metrics(cfg, UPPER))
                 per_seed[cfg.run.seed][UPPER_WV] = upper["weighted_vote@N"]
                 per_seed[cfg.run.seed][RECOVERED] = recovered_gain(per_seed[cfg.run.seed], upper)
             for label, auc in aucs.items():
                 print(f"PRM ({label}) step ROC-AUC vs the checker (x100): easy {100 * auc['easy']['auc']:.1f}, "
                       f"hard {100 * auc['hard']['auc']:.1f}")
-            rewrite_report(cfg, verifier_tables(aucs, effects))
         if args.with_ppo:
             print(ppo_hard_validation(cfg))
         print(f"report: {cfg.out_path('eval', 'report.html')}")
