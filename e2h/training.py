@@ -364,6 +364,26 @@ def resume(engine, out_dir: str | os.PathLike, trainable_only: bool = False) -> 
     return client_state
 
 
+def save_for_generation(model, folder: str | os.PathLike, state_dict: dict | None = None, tokenizer=None) -> None:
+    """``save_pretrained`` of a causal LM with the model's normal generation settings: ``use_cache`` on in
+    config.json and generation_config.json, whatever training set (training runs with the KV cache off; a
+    checkpoint saved that way makes every user's ``generate`` recompute the whole prefix at each new token).
+    The model in memory keeps its training settings."""
+    config, generation = model.config, getattr(model, "generation_config", None)
+    before = (config.use_cache, generation.use_cache if generation is not None else None)
+    config.use_cache = True
+    if generation is not None:
+        generation.use_cache = True
+    try:
+        model.save_pretrained(folder, state_dict=state_dict)
+    finally:
+        config.use_cache = before[0]
+        if generation is not None:
+            generation.use_cache = before[1]
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+
+
 def save_final(engine, out_dir: str | os.PathLike, save_hf: SaveHF) -> None:
     """The trained model's HF weights into ``out_dir`` (rank 0 writes; all ranks must call)."""
     state = consolidated_state_dict(engine)

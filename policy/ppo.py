@@ -206,9 +206,8 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None) -> dict:
     actor_engine = training.create_engine(actor, actor_cfg, dist, sched)
     critic_engine = training.create_engine(critic, critic_cfg, dist, sched)
 
-    def save_actor(state: dict, folder: Path) -> None:
-        actor_engine.module.save_pretrained(folder, state_dict=state)
-        tokenizer.save_pretrained(folder)
+    def save_actor(state: dict, folder: Path) -> None:  # trained with the cache off, saved for generation
+        training.save_for_generation(actor_engine.module, folder, state_dict=state, tokenizer=tokenizer)
 
     def save_critic(state: dict, folder: Path) -> None:
         critic_engine.module.save_pretrained(folder, state_dict=state)

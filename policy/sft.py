@@ -86,18 +86,15 @@ def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -
     sched = training.schedule(cfg.sft, len(items) // cfg.sft.global_batch_size)
     torch.manual_seed(cfg.run.seed)
     model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
-    model.config.use_cache = False  # training only; saved with the model's own setting (generation needs the cache)
+    model.config.use_cache = False  # training only; saved with the cache on (training.save_for_generation)
     if cfg.sft.freeze_embeddings_and_norms:
         training.freeze_embeddings_and_norms(model)
     if cfg.sft.lora_rank > 0:
         raise ConfigError("sft.lora_rank > 0 is not supported yet: full fine-tuning only")
     engine = training.create_engine(model, cfg.sft, dist, sched)
 
-    def save_hf(state: dict, folder: Path) -> None:
-        engine.module.config.use_cache = True
-        engine.module.save_pretrained(folder, state_dict=state)
-        engine.module.config.use_cache = False
-        tokenizer.save_pretrained(folder)
+    def save_hf(state: dict, folder: Path) -> None:  # use_cache on in config.json and generation_config.json
+        training.save_for_generation(engine.module, folder, state_dict=state, tokenizer=tokenizer)
 
     client = None if force else training.resume(engine, out)
     if client is not None and client.get("fingerprint") != key:

@@ -1,11 +1,19 @@
 """The process reward model: any Hugging Face causal-LM backbone + a zero-initialised scalar reward head that
 gives a logit at every token (reference §2). A step's score is sigmoid(logit at the step's boundary token).
 
-On disk (our format) a PRM folder is a standard ``*ForTokenClassification`` checkpoint with ``num_labels=1``
-(loadable with ``AutoModelForTokenClassification.from_pretrained``) plus the tokenizer and ``prm_config.json``::
+On disk (our format) a PRM folder is a standard ``*ForTokenClassification`` checkpoint with two labels,
+``id2label = {0: "incorrect", 1: "correct"}``, plus the tokenizer, ``prm_config.json`` and a model card
+(README.md, written by ``e2h train-prm``)::
 
-    {"format": "e2h-prm", "version": 2, "step_separator": "\\n\\n", "step_tag": "step_last_token",
-     "kind": "prm", "label_positions": "every_token"}
+    {"format": "e2h-prm", "version": 3, "step_separator": "\\n\\n", "step_tag": "step_last_token",
+     "kind": "prm", "label_positions": "every_token", "head": "two_label_softmax"}
+
+In memory the head has ONE row w (reward logit z = w . h, step score sigmoid(z)); it is saved as the rows
+[0, w], so softmax over the two labels gives p("correct") = e^z / (1 + e^z) = sigmoid(z): transformers'
+``AutoModelForTokenClassification`` and ``pipeline("token-classification")``, which always apply softmax, read
+the PRM's own probability. Loading takes the difference of the two rows back (w - 0 = w, bit for bit), so e2h
+scores a saved PRM exactly as before. Folders saved before version 3 (one label, ``num_labels=1``) load as they
+are; under plain transformers their softmax over one label is 1.0 everywhere (apply sigmoid to the logit).
 
 The authors' released reward checkpoints (ScalableMath/llemma-7b-prm-...) are instead a ``LlamaForCausalLM``
 whose lm_head rows repeat the 2-row reward head; the reward logit is the mean of the lm_head logits over the
@@ -21,6 +29,7 @@ weights (:func:`merge_lora`), so a LoRA-trained PRM folder is an ordinary PRM fo
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -36,12 +45,15 @@ log = logging.getLogger(__name__)
 
 PRM_CONFIG_NAME = "prm_config.json"
 FORMAT = "e2h-prm"
+# The labels of the saved head: softmax(logits)[..., 1] is the step's probability of being correct.
+HEAD_LABELS = {0: "incorrect", 1: "correct"}
+POSITIVE_LABEL = "correct"
 
 
 def default_prm_info(**overrides: Any) -> dict:
     info = {
         "format": FORMAT,
-        "version": 2,
+        "version": 3,  # 3: the saved head has two labels (module docstring); 2: one label
         "step_separator": STEP_SEPARATOR,
         "step_tag": "step_last_token",  # e2h.tokenization rule 4; version 1 read the first separator token
         "score": "sigmoid",
@@ -61,7 +73,7 @@ class RewardModel(nn.Module):
 
     def __init__(self, net: nn.Module, info: dict | None = None):
         super().__init__()
-        self.net = net  # a *ForTokenClassification with num_labels == 1 and no dropout
+        self.net = net  # a *ForTokenClassification with num_labels == 1 (in memory) and no dropout
         self.info = info or default_prm_info()
         self.lora_scaling: dict[str, float] = {}  # adapted module name (wrapper keys) -> alpha / r; {} = no LoRA
 
@@ -154,13 +166,53 @@ class RewardModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         if self.lora_scaling:  # a folder anyone can load: adapters merged, no peft key left
             state_dict = merge_lora(self.state_dict() if state_dict is None else state_dict, self.lora_scaling)
-        net_state = None
-        if state_dict is not None:
-            net_state = {k.removeprefix("net."): v for k, v in state_dict.items()}
-        self.net.save_pretrained(directory, state_dict=net_state)
+        if state_dict is None:
+            state_dict = self.state_dict()
+        net_state = two_label_head({k.removeprefix("net."): v for k, v in state_dict.items()})
+        in_memory = self.net.config
+        self.net.config = copy.deepcopy(in_memory)  # the saved config names two labels; training keeps one
+        self.net.config.id2label = dict(HEAD_LABELS)
+        self.net.config.label2id = {name: index for index, name in HEAD_LABELS.items()}
+        try:
+            self.net.save_pretrained(directory, state_dict=net_state)
+        finally:
+            self.net.config = in_memory
         if tokenizer is not None:
             tokenizer.save_pretrained(directory)
-        (directory / PRM_CONFIG_NAME).write_text(json.dumps(self.info, indent=2) + "\n", encoding="utf-8")
+        info = {**self.info, "head": "two_label_softmax"}
+        (directory / PRM_CONFIG_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+
+
+def two_label_head(net_state: dict) -> dict:
+    """The in-memory 1-row reward head -> the saved 2-label head: rows [0, w] (and biases [0, b]), so that
+    softmax over the labels is (1 - sigmoid(z), sigmoid(z)). Other tensors are passed through."""
+    out = dict(net_state)
+    for name in ("score.weight", "score.bias"):
+        value = out.get(name)
+        if value is not None:
+            if value.shape[0] != 1:
+                raise ValueError(f"{name} has {value.shape[0]} rows; the in-memory reward head has one")
+            out[name] = torch.cat([torch.zeros_like(value), value])
+    return out
+
+
+def one_label_head(net) -> None:
+    """In place: a loaded 2-label ``*ForTokenClassification`` -> the 1-row reward head e2h computes with,
+    z = logit("correct") - logit("incorrect") (softmax's p("correct") = sigmoid(z)). For a head saved by
+    :func:`two_label_head` the "incorrect" row is 0 and the row is recovered exactly."""
+    label2id = {str(k): int(v) for k, v in (net.config.label2id or {}).items()}
+    positive = label2id.get(POSITIVE_LABEL, 1)
+    negative = 1 - positive
+    old = net.score
+    head = nn.Linear(old.in_features, 1, bias=old.bias is not None, device=old.weight.device,
+                     dtype=old.weight.dtype)
+    with torch.no_grad():
+        head.weight.copy_(old.weight[positive:positive + 1] - old.weight[negative:negative + 1])
+        if old.bias is not None:
+            head.bias.copy_(old.bias[positive:positive + 1] - old.bias[negative:negative + 1])
+    net.score = head
+    net.num_labels = 1
+    _prepare_config(net.config)
 
 
 def merge_lora(state: dict, scaling: dict[str, float], adapter: str = "default") -> dict:
@@ -243,5 +295,10 @@ def load_reward_model(directory: str | os.PathLike, device: str | torch.device =
         if info.get("format") != FORMAT:
             raise ValueError(f"{directory / PRM_CONFIG_NAME}: format is {info.get('format')!r}, expected {FORMAT!r}")
         net = AutoModelForTokenClassification.from_pretrained(directory, dtype=torch.float32)
+        if net.config.num_labels == 2:  # version 3: the two-label head plain transformers reads (docstring)
+            one_label_head(net)
+        elif net.config.num_labels != 1:
+            raise ValueError(f"{directory}: a PRM head has one or two labels, this config has "
+                             f"{net.config.num_labels}")
     model = RewardModel(net, info).to(device=device, dtype=dtype).eval()
     return model, tokenizer, info

@@ -6,8 +6,10 @@
 
 Data: StepExample JSONL (``prm.data``, default ``<run>/data/prm_train.jsonl``). PRM, ORM and OPRM differ only
 in that data (``prm.kind`` is recorded in the saved model). Backbone: ``prm_backbone.path`` (a causal LM folder).
-Output: ``<run>/prm`` (HF weights + tokenizer + prm_config.json), ``checkpoints/`` (DeepSpeed state for
---resume), ``tensorboard/``, ``train_log.jsonl``.
+Output: ``<run>/prm`` (HF weights + tokenizer + prm_config.json + a model card, README.md: prm/model_card.py),
+``checkpoints/`` (DeepSpeed state for --resume), ``tensorboard/``, ``train_log.jsonl``. The folder loads with
+plain transformers too (``AutoModelForTokenClassification``, ``pipeline("token-classification")``: two labels,
+p("correct") is the step score; prm/model.py).
 """
 
 from __future__ import annotations
@@ -183,6 +185,14 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
         logger.log(stop_step, {k: v for k, v in final.items() if k.startswith(("eval/", "processbench/"))},
                    advance=False)
     logger.close()
+    if dist.is_main:  # README.md: what the PRM is, how to score with e2h and with plain transformers
+        from prm.model_card import DataSummary, final_metrics, write_model_card
+
+        data_summary = DataSummary.of(data_path, examples, train=len(encoded), dropped=dropped,
+                                      held_out=len(eval_encoded))
+        write_model_card(out, backbone_path, data_summary, model.info, cfg,
+                         {"steps": stop_step, "world_size": dist.world_size},
+                         final_metrics(training.read_train_log(out)) or final)
     return final
 
 

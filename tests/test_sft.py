@@ -160,12 +160,12 @@ def test_killed_sft_resumes_from_its_checkpoint_to_the_same_weights(sft_run, tin
 
 
 @pytest.mark.distributed
-def test_max_steps_stops_early_and_saves_the_model_where_later_stages_look(sft_run, tiny_policy):
-    from transformers import AutoConfig
+def test_max_steps_stops_early_and_saves_the_model_where_later_stages_look(tmp_path, tiny_policy):
+    from transformers import AutoConfig, GenerationConfig
 
     from policy.sft import run_sft
 
-    overrides = sft_overrides(sft_run["tmp"], tiny_policy, "short")
+    overrides = sft_overrides(tmp_path, tiny_policy, "short")
     saved = {k: os.environ.get(k) for k in DIST_ENV}
     try:
         short = run_sft(load_config(None, overrides), max_steps=3)
@@ -174,6 +174,24 @@ def test_max_steps_stops_early_and_saves_the_model_where_later_stages_look(sft_r
     finally:
         for key, value in saved.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
-    out = sft_run["tmp"] / "short" / "sft"
+    out = tmp_path / "short" / "sft"
     assert short["steps"] == 3 and again.get("skipped") is True and longer["steps"] == 4
-    assert AutoConfig.from_pretrained(out).use_cache is True  # saved for generation, not with training's setting
+    # trained with the KV cache off, saved for generation: use_cache on in both files users' generate() reads
+    assert json.loads((out / "config.json").read_text())["use_cache"] is True
+    assert json.loads((out / "generation_config.json").read_text())["use_cache"] is True
+    assert AutoConfig.from_pretrained(out).use_cache is True and GenerationConfig.from_pretrained(out).use_cache
+
+
+def test_save_for_generation_turns_the_cache_on_on_disk_only(tiny_policy, tmp_path):
+    """The helper SFT and PPO save the policy with: training's use_cache=False stays in memory, not on disk."""
+    from transformers import AutoModelForCausalLM
+
+    from e2h.training import save_for_generation
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_policy["path"])
+    model.config.use_cache = False
+    model.generation_config.use_cache = False  # e.g. a model that came from an older e2h SFT checkpoint
+    save_for_generation(model, tmp_path / "policy")
+    assert json.loads((tmp_path / "policy" / "config.json").read_text())["use_cache"] is True
+    assert json.loads((tmp_path / "policy" / "generation_config.json").read_text())["use_cache"] is True
+    assert model.config.use_cache is False and model.generation_config.use_cache is False
