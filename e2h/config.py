@@ -65,7 +65,18 @@ class DataSection(Section):
     validation_size: int = 500
     validation_seed: int = 1234
     # PRM800K problems in neither MATH file have no level; the reference keeps them, we leave them out by default
+    # (no level means no easy/hard claim can be made about them). configs/llemma-* keep them, as the reference.
     include_additional_prm800k: bool = False
+    # How a PRM800K problem is matched to a 12k-split row (its level, or "in neither file"): "whitespace" compares
+    # texts with whitespace runs collapsed (e2h.data.rows.normalize_problem_text; copies of one problem differ in
+    # spacing), "exact" compares them as they stand (the reference's set lookups), so a respaced copy of a hard
+    # problem counts as "additional". Held-out problems (MATH500, validation) are always caught whitespace-collapsed.
+    problem_match: Literal["exact", "whitespace"] = "whitespace"
+    # The reference never draws validation from problems whose prompt ("# Question\n\n{problem}\n\n# Solution\n\n")
+    # is over 496 tokens (512 - 16) of the Llemma-34B tokenizer, BOS included: they stay in train. None = no rule
+    # (e2h's default: it needs a tokenizer at data preparation); long_prompt_tokenizer names the tokenizer.
+    long_prompt_tokens: int | None = Field(default=None, ge=1)
+    long_prompt_tokenizer: str | None = None  # hub id or folder; required with long_prompt_tokens
     max_prm_tokens: int = 736  # applied where a tokenizer is known (prm.dataset), not at data preparation
     # SFT demonstrations (math source): "prm800k" = +1-rated PRM800K steps (the paper); "math_solutions" = the MATH
     # reference solutions of the train levels, split into steps (for PRM800K files that cover few easy problems)

@@ -55,17 +55,24 @@ def fingerprint(cfg: RunConfig) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ MATH + PRM800K
+MATCH_KEYS = {"whitespace": normalize_problem_text, "exact": lambda text: text}
+
+
 def prm800k_problem_filter(rated: Iterable[RatedStep], train: list[Problem], held: HeldOut,
-                           train_levels: list[int], include_additional: bool, skipped: Counter):
+                           train_levels: list[int], include_additional: bool, skipped: Counter,
+                           match: str = "whitespace"):
     """Keep rated steps whose problem may be trained on; fills ``ids`` / ``levels`` for the examples.
 
-    A PRM800K problem (matched to the 12k split by normalised text; PRM800K rows carry no MATH id) is kept when
-    it is not held out and every 12k row with its text is at a train level; a problem in neither MATH file
+    A PRM800K problem (matched to the 12k split by text, PRM800K rows carry no MATH id: ``match`` "whitespace"
+    compares whitespace-collapsed texts, "exact" the texts as they stand) is kept when it is not held out (always
+    whitespace-collapsed) and every 12k row with its text is at a train level; a problem in neither MATH file
     ("additional", no level) only when ``include_additional``. ``skipped`` counts dropped solutions by reason.
+    ``ids`` / ``levels`` are keyed by :attr:`RatedStep.problem_key`, as the example builders read them.
     """
+    key_of = MATCH_KEYS[match]
     by_text: dict[str, list[Problem]] = {}
     for problem in train:
-        by_text.setdefault(normalize_problem_text(problem.problem), []).append(problem)
+        by_text.setdefault(key_of(problem.problem), []).append(problem)
     wanted = set(train_levels)
     ids: dict[str, str] = {}
     levels: dict[str, int | None] = {}
@@ -73,7 +80,7 @@ def prm800k_problem_filter(rated: Iterable[RatedStep], train: list[Problem], hel
     decided: dict[str, str | None] = {}  # problem key -> reason it is skipped, None if kept
     counted: set[tuple[str, int]] = set()
     for step in rated:
-        key = step.problem_key
+        key, example_key = key_of(step.problem), step.problem_key
         if key not in decided:
             matches = by_text.get(key)
             if held.has_text(step.problem):
@@ -84,10 +91,10 @@ def prm800k_problem_filter(rated: Iterable[RatedStep], train: list[Problem], hel
                     decided[key] = "other_level"
                 else:
                     decided[key] = None
-                    ids[key], levels[key] = matches[0].id, max(found)
+                    ids[example_key], levels[example_key] = matches[0].id, max(found)
             else:
                 decided[key] = None if include_additional else "additional"
-                levels[key] = None
+                levels.setdefault(example_key, None)  # a respaced copy matched exactly elsewhere keeps its level
         reason = decided[key]
         solution = (step.where, step.line)
         if solution not in counted:
@@ -103,11 +110,25 @@ def prm800k_problem_texts(sources: list[str]) -> set[str]:
     return {rated.problem_key for source in sources for rated in iter_rated_steps(source)}
 
 
+def prompt_token_counter(tokenizer: str | None):
+    """Tokens of a prompt as the reference counts them (``len(tokenizer(prompt)["input_ids"])``: special tokens as
+    the tokenizer adds them, BOS for Llemma)."""
+    if not tokenizer:
+        raise ConfigError("config key 'data.long_prompt_tokenizer': data.long_prompt_tokens needs the tokenizer "
+                          "that counts prompt tokens (the reference: EleutherAI/llemma_34b)")
+    from transformers import AutoTokenizer
+
+    loaded = AutoTokenizer.from_pretrained(tokenizer)
+    return lambda prompt: len(loaded(prompt)["input_ids"])
+
+
 def build_math(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
     data = cfg.data
     train_all = load_math_train(data.math_train)
     math500 = load_math500(data.math500)
-    train_rest, validation = split_validation(train_all, math500, data.validation_size, data.validation_seed)
+    counter = prompt_token_counter(data.long_prompt_tokenizer) if data.long_prompt_tokens is not None else None
+    train_rest, validation = split_validation(train_all, math500, data.validation_size, data.validation_seed,
+                                              data.long_prompt_tokens, counter)
     if data.test_excludes_prm800k_problems:  # see DataSection: the labelled MATH500 problems move to train
         labelled = prm800k_problem_texts(data.prm800k)
         moved = [p for p in math500 if normalize_problem_text(p.problem) in labelled]
@@ -123,10 +144,10 @@ def build_math(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
     for source in data.prm800k:
         kept, source_ids, source_levels = prm800k_problem_filter(
             iter_rated_steps(source), train_rest, held, data.train_levels, data.include_additional_prm800k,
-            solutions)
+            solutions, data.problem_match)
         rated.extend(kept)
         ids.update(source_ids)
-        levels.update(source_levels)
+        levels.update({k: v for k, v in source_levels.items() if v is not None or k not in levels})
     if data.sft_source == "math_solutions":
         demos = [demonstration(p) for p in held.filter(select_levels(train_rest, data.train_levels))]
         sft = [d for d in demos if d is not None]

@@ -4,8 +4,9 @@
 * Validation: ``size`` problems drawn from the 12k split's **test-origin** rows, stratified so each
   (subject, level) count equals MATH500's (scaled by largest remainders when ``size`` != 500). As the reference
   ``prepare_ppo_train_valid.py``: shuffle all 12k rows with ``random.Random(seed)``, walk them in that order and
-  take a test-origin row while its cell still has room. (The reference also sends prompts over 496 Llemma tokens
-  to train; we have no Llemma tokenizer here, so that filter is not applied.)
+  take a test-origin row while its cell still has room. With ``long_prompt_tokens`` (``data.long_prompt_tokens``;
+  the reference: 496 Llemma-34B tokens) a row whose prompt is longer is never taken: it stays in train, and the
+  walk goes on to the next row for that cell. Off by default (it needs the reference's tokenizer).
 * :class:`HeldOut` holds MATH500 + validation by problem text (whitespace-normalised) and by id; every training
   set (PRM, SFT, prompts) is filtered through it. The reference does not remove validation problems from its
   PRM/SFT data; we do.
@@ -16,11 +17,12 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from e2h.data.math import is_test_origin
 from e2h.data.rows import normalize_problem_text
 from e2h.records import EASY_LEVELS, HARD_LEVELS, Problem
+from e2h.text_format import PROMPT_TEMPLATE
 
 LEVEL_SETS = {"easy": EASY_LEVELS, "hard": HARD_LEVELS, "all": (1, 2, 3, 4, 5)}
 
@@ -57,8 +59,15 @@ def validation_quotas(reference: Sequence[Problem], size: int) -> Counter:
 
 
 def split_validation(train: Sequence[Problem], reference: Sequence[Problem], size: int,
-                     seed: int = 1234) -> tuple[list[Problem], list[Problem]]:
-    """(train without validation, validation). Raises if some cell lacks test-origin problems."""
+                     seed: int = 1234, long_prompt_tokens: int | None = None,
+                     prompt_tokens: Callable[[str], int] | None = None) -> tuple[list[Problem], list[Problem]]:
+    """(train without validation, validation). Raises if some cell lacks test-origin problems.
+
+    ``prompt_tokens`` counts a prompt's tokens; with ``long_prompt_tokens`` set, a problem whose prompt
+    (:func:`reference_prompt`) counts more is kept out of validation, as the reference does.
+    """
+    if long_prompt_tokens is not None and prompt_tokens is None:
+        raise ValueError("long_prompt_tokens needs prompt_tokens, a function counting a prompt's tokens")
     quotas = validation_quotas(reference, size)
     in_reference = HeldOut.of(reference)  # a 12k row repeating a MATH500 problem is never validation
     order = list(train)
@@ -67,7 +76,8 @@ def split_validation(train: Sequence[Problem], reference: Sequence[Problem], siz
     validation = []
     for problem in order:
         cell = stratum(problem)
-        if quotas[cell] > 0 and is_test_origin(problem) and problem not in in_reference:
+        if quotas[cell] > 0 and is_test_origin(problem) and problem not in in_reference and not (
+                long_prompt_tokens is not None and prompt_tokens(reference_prompt(problem)) > long_prompt_tokens):
             quotas[cell] -= 1
             validation.append(problem)
             chosen.add(problem.id)
@@ -75,6 +85,11 @@ def split_validation(train: Sequence[Problem], reference: Sequence[Problem], siz
     if short:
         raise ValueError(f"not enough test-origin problems for the validation split; missing {short}")
     return [p for p in train if p.id not in chosen], validation
+
+
+def reference_prompt(problem: Problem) -> str:
+    """The prompt whose length the reference measures: its template around the problem text as it stands."""
+    return PROMPT_TEMPLATE.format(problem=problem.problem)
 
 
 @dataclass
