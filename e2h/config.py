@@ -277,6 +277,13 @@ class GradingSection(Section):
 
     numeric: Literal["exact", "rel_tol"] = "exact"
     rel_tol: float = Field(default=1e-9, gt=0, lt=1)
+    # which grader: "e2h" (the default) or "prm800k_strict", PRM800K's grader with its SymPy check off, which is how
+    # the reference grades PPO rewards and accuracies (e2h.grading.prm800k; `numeric` does not apply to it)
+    mode: Literal["e2h", "prm800k_strict"] = "e2h"
+
+    def options(self) -> dict:
+        """The keyword arguments every grader call takes from this section (grade, grade_many, GraderSameAnswer)."""
+        return {"mode": self.mode, "numeric": self.numeric, "rel_tol": self.rel_tol}
 
 
 class PPOSection(TrainSection):

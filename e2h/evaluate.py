@@ -102,6 +102,7 @@ class Grades:
     cache_hits: int = 0
     numeric: str = "exact"  # the numeric convention (grading.numeric) and its tolerance, for the report
     rel_tol: float | None = None
+    mode: str = "e2h"  # the grader (grading.mode): e2h or prm800k_strict
     answers: list[str | None] | None = None  # the extracted answer texts (what vote grouping compares)
 
     @property
@@ -121,7 +122,7 @@ def _extract(completion: str) -> str | None:
 
 
 def grade_samples(samples: list[Sample], timeout_s: float, workers: int, cache_path: Path | None = None,
-                  regrade: bool = True, numeric: str = "exact", rel_tol: float = 1e-9) -> Grades:
+                  regrade: bool = True, numeric: str = "exact", rel_tol: float = 1e-9, mode: str = "e2h") -> Grades:
     """Grade every sample once: distinct (answer, gold) pairs go to ``grade_many`` (cached on disk)."""
     from e2h.grading import GRADER_VERSION, grade_many, normalize_answer
 
@@ -132,6 +133,8 @@ def grade_samples(samples: list[Sample], timeout_s: float, workers: int, cache_p
                       grader_version="from the samples file", source="samples file", numeric="from the samples file",
                       answers=[s.pred_answer if k is not None else None for s, k in zip(samples, keys)])
     convention = f"{GRADER_VERSION} numeric={numeric}" + (f" rel_tol={rel_tol:g}" if numeric == "rel_tol" else "")
+    if mode != "e2h":
+        convention = f"{GRADER_VERSION} mode={mode}"  # numeric does not apply to the reference's grader
     cache: dict[str, list] = {}
     if cache_path is not None and cache_path.exists():
         stored = json.loads(cache_path.read_text(encoding="utf-8"))
@@ -143,7 +146,7 @@ def grade_samples(samples: list[Sample], timeout_s: float, workers: int, cache_p
     hits = sum(1 for k in set(pair_key) if k is not None and k in cache)
     if todo:
         verdicts = grade_many([tuple(json.loads(k)) for k in todo], timeout_s=timeout_s, workers=workers,
-                              numeric=numeric, rel_tol=rel_tol)
+                              numeric=numeric, rel_tol=rel_tol, mode=mode)
         for k, v in zip(todo, verdicts):
             cache[k] = [bool(v.correct), v.reason, v.pred_normalized or None]
         if cache_path is not None:
@@ -159,7 +162,7 @@ def grade_samples(samples: list[Sample], timeout_s: float, workers: int, cache_p
         correct.append(bool(ok))
         reasons.append(reason)
     return Grades(keys, correct, reasons, GRADER_VERSION, "grader", graded_pairs=len(todo), cache_hits=hits,
-                  numeric=numeric, rel_tol=rel_tol if numeric == "rel_tol" else None, answers=answers)
+                  numeric=numeric, rel_tol=rel_tol if numeric == "rel_tol" else None, mode=mode, answers=answers)
 
 
 # --------------------------------------------------------------------------------------------------- pools
@@ -251,13 +254,14 @@ def group_answers(problems: list[list[int]], grades: Grades, grouping: str,
 
 
 def grouping_comparer(cfg, grades: Grades, numeric: str | None = None,
-                      rel_tol: float | None = None) -> rerank.GraderSameAnswer:
-    """The grader equivalence that groups answers, under the numeric convention the grades used."""
+                      rel_tol: float | None = None, mode: str | None = None) -> rerank.GraderSameAnswer:
+    """The grader equivalence that groups answers, under the grader and numeric convention the grades used."""
     from e2h.grading.compare import DEFAULT_REL_TOL, NUMERIC_CONVENTIONS
 
     numeric = numeric or (grades.numeric if grades.numeric in NUMERIC_CONVENTIONS else "exact")
     rel_tol = rel_tol or grades.rel_tol or DEFAULT_REL_TOL
-    return rerank.GraderSameAnswer(cfg.grader_timeout_s, cfg.grader_workers, numeric, rel_tol)
+    return rerank.GraderSameAnswer(cfg.grader_timeout_s, cfg.grader_workers, numeric, rel_tol,
+                                   mode=mode or grades.mode)
 
 
 _GROUPING_MEANING = {
@@ -393,6 +397,8 @@ _NUMERIC_MEANING = {
 
 def _numeric_convention(grades: Grades) -> str:
     """The numeric convention the grades used, in words (the report prints it)."""
+    if grades.mode == "prm800k_strict":
+        return "prm800k_strict: PRM800K's grader with its SymPy check off (the reference's); strings only"
     if grades.numeric not in _NUMERIC_MEANING:
         return grades.numeric
     tol = f" {grades.rel_tol:g}" if grades.rel_tol is not None else ""
@@ -408,8 +414,8 @@ def evaluate(config, samples_path: str | Path, out_dir: str | Path) -> dict:
     samples = load_samples(paths)
     cfg = config.eval
     grades = grade_samples(samples, cfg.grader_timeout_s, cfg.grader_workers, out_dir / "grades_cache.json",
-                           regrade=cfg.regrade, numeric=config.grading.numeric, rel_tol=config.grading.rel_tol)
-    same_answer = grouping_comparer(cfg, grades, config.grading.numeric, config.grading.rel_tol)
+                           regrade=cfg.regrade, **config.grading.options())
+    same_answer = grouping_comparer(cfg, grades, **config.grading.options())
     metrics = compute_metrics(samples, grades, cfg, config.model_dump(mode="json"), [str(p) for p in paths],
                               same_answer, config.score.steps)
     metrics["run_name"] = config.run.name

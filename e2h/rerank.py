@@ -327,8 +327,10 @@ class GraderSameAnswer:
     unordered pair for the life of the object (one evaluation). ``stats()`` says what the grouping cost.
     """
 
-    def __init__(self, timeout_s: float = 5.0, workers: int = 2, numeric: str = "exact", rel_tol: float = 1e-9):
+    def __init__(self, timeout_s: float = 5.0, workers: int = 2, numeric: str = "exact", rel_tol: float = 1e-9,
+                 mode: str = "e2h"):
         self.timeout_s, self.workers, self.numeric, self.rel_tol = timeout_s, workers, numeric, rel_tol
+        self.mode = mode  # grading.mode: e2h or prm800k_strict
         self.cache: dict[tuple[str, str], bool] = {}
         self.compared = 0  # pairs sent to the grader (a pair tried both ways counts twice)
         self.cache_hits = 0
@@ -341,7 +343,7 @@ class GraderSameAnswer:
 
         self.compared += len(pairs)
         verdicts = grade_many(pairs, timeout_s=self.timeout_s, workers=self.workers, numeric=self.numeric,
-                              rel_tol=self.rel_tol)
+                              rel_tol=self.rel_tol, mode=self.mode)
         self.methods.update(v.reason for v in verdicts)
         self.timeouts += sum(v.reason == "timeout" for v in verdicts)
         return verdicts

@@ -120,7 +120,7 @@ def run_grpo(cfg: RunConfig, resume: bool = False) -> dict:
     device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else "cpu"
     settings = RewardSettings.from_config(cfg.ppo, cfg.data.train_levels)
     scorer = RolloutScorer(PRMStepScorer(prm, device, settings, g.forward_batch_size), settings,
-                           cfg.eval.grader_timeout_s)
+                           cfg.eval.grader_timeout_s, cfg.grading.options())
     trainer = GRPOTrainer(model=policy, reward_funcs=ProcessRewardFunction(scorer, tokenizer),
                           args=trainer_args(cfg, out), train_dataset=prompt_dataset(problems),
                           processing_class=tokenizer)

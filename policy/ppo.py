@@ -128,7 +128,8 @@ def load_prompt_set(path: Path, tokenizer, max_prompt_tokens: int, limit: int | 
     return problems[:limit]
 
 
-def validate(generator, tokenizer, problems: list[Problem], max_tokens: int, timeout_s: float, dist) -> dict:
+def validate(generator, tokenizer, problems: list[Problem], max_tokens: int, timeout_s: float, dist,
+             grading: dict | None = None) -> dict:
     """Greedy accuracy on this rank's share of ``problems``, summed over ranks: {"accuracy", "accuracy/level_k"}."""
     from e2h import training
 
@@ -137,7 +138,7 @@ def validate(generator, tokenizer, problems: list[Problem], max_tokens: int, tim
                               GenerationParams(n=1, temperature=0.0, max_tokens=max_tokens), seeds=[0] * len(mine))
     texts = [tokenizer.decode(o[0].token_ids, skip_special_tokens=True) if o[0].token_ids else o[0].text
              for o in outs]
-    correct = grade_predictions([predicted_answer(t) for t in texts], [p.answer for p in mine], timeout_s)
+    correct = grade_predictions([predicted_answer(t) for t in texts], [p.answer for p in mine], timeout_s, grading)
     levels = sorted({p.level for p in problems if p.level is not None})
     counts = [len(mine), sum(correct)]
     for level in levels:
@@ -202,7 +203,7 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None) -> dict:
     critic = load_value_model(paths.prm, p.freeze_embeddings_and_norms)
     settings = RewardSettings.from_config(p, cfg.data.train_levels)
     scorer = RolloutScorer(PRMStepScorer(paths.prm, device, settings, p.forward_batch_size), settings,
-                           cfg.eval.grader_timeout_s)
+                           cfg.eval.grader_timeout_s, cfg.grading.options())
     actor_engine = training.create_engine(actor, actor_cfg, dist, sched)
     critic_engine = training.create_engine(critic, critic_cfg, dist, sched)
 
@@ -236,7 +237,8 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None) -> dict:
 
     def run_validation(step: int) -> None:
         nonlocal best
-        result = validate(generator, tokenizer, validation, max_tokens, cfg.eval.grader_timeout_s, dist)
+        result = validate(generator, tokenizer, validation, max_tokens, cfg.eval.grader_timeout_s, dist,
+                          cfg.grading.options())
         history.append({"step": step, **result})
         logger.log(step, {f"validation/{k}": v for k, v in result.items()}, advance=False)
         if result["accuracy"] > best["accuracy"]:

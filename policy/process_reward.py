@@ -28,11 +28,14 @@ from policy.rewards import (
 )
 
 
-def grade_predictions(predictions: list[str | None], golds: list[str], timeout_s: float) -> list[bool]:
+def grade_predictions(predictions: list[str | None], golds: list[str], timeout_s: float,
+                      grading: dict | None = None) -> list[bool]:
+    """The grader's verdicts; ``grading`` is the run's ``config.grading.options()`` (mode, numeric convention)."""
     from e2h.grading import grade_many
 
     todo = [i for i, pred in enumerate(predictions) if pred is not None]
-    verdicts = grade_many([(predictions[i], golds[i]) for i in todo], timeout_s=timeout_s) if todo else []
+    verdicts = (grade_many([(predictions[i], golds[i]) for i in todo], timeout_s=timeout_s, **(grading or {}))
+                if todo else [])
     correct = [False] * len(predictions)
     for i, verdict in zip(todo, verdicts):
         correct[i] = bool(verdict.correct)
@@ -84,12 +87,15 @@ class PRMStepScorer:
 class RolloutScorer:
     """Grades, PRM-scores and shapes a batch of responses (see the module docstring)."""
 
-    def __init__(self, prm: PRMStepScorer, settings: RewardSettings, grader_timeout_s: float):
+    def __init__(self, prm: PRMStepScorer, settings: RewardSettings, grader_timeout_s: float,
+                 grading: dict | None = None):
         self.prm, self.settings, self.grader_timeout_s = prm, settings, grader_timeout_s
+        self.grading = grading  # config.grading.options(): which grader decides the answer reward
 
     def score(self, prompts: list[str], texts: list[str], offsets: list[list[tuple[int, int]]],
               lengths: list[int], answers: list[str], levels: Sequence[int | None]) -> list[RolloutReward]:
-        correct = grade_predictions([predicted_answer(t) for t in texts], answers, self.grader_timeout_s)
+        correct = grade_predictions([predicted_answer(t) for t in texts], answers, self.grader_timeout_s,
+                                    self.grading)
         logits = self.prm.step_logits(prompts, texts)
         return [rollout_reward(text, correct=ok, level=level, step_logit_values=step_values,
                                separator_tokens=char_to_token_spans(offs, separator_char_spans(text)),

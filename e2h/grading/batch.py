@@ -34,6 +34,9 @@ from e2h.grading.timeout import shared_pool
 MAX_INPUT_CHARS = 1_000_000
 IN_PROCESS_EXTRACT_CHARS = 100_000  # longer texts are extracted in a killable worker (see the docstring)
 CACHE_SIZE = 200_000
+# grading.mode: "e2h" (this module's grader) or "prm800k_strict" (the reference's: PRM800K's grader, SymPy off)
+MODES = ("e2h", "prm800k_strict")
+DEFAULT_MODE = "e2h"
 _CHOICES = {"A", "B", "C", "D", "E"}  # keys of the multiple-choice answers "(C)", "\\text{(C)}", "C"
 
 
@@ -207,14 +210,20 @@ def _extract_in_workers(pairs, timeout_s: float, workers: int) -> dict[int, tupl
 
 
 def grade_many(pairs: list[tuple[str, str]], timeout_s: float = 5.0, workers: int = 2,
-               numeric: str = DEFAULT_NUMERIC, rel_tol: float = DEFAULT_REL_TOL) -> list[Verdict]:
+               numeric: str = DEFAULT_NUMERIC, rel_tol: float = DEFAULT_REL_TOL, mode: str = DEFAULT_MODE
+               ) -> list[Verdict]:
     """Grade (pred_text, gold) pairs; pairs that need SymPy run in ``workers`` killable processes.
 
     ``numeric`` is the numeric convention (``grading.numeric`` in a run config): "exact" compares numbers
     exactly; "rel_tol" accepts a decimal within ``rel_tol`` relative of the other side.
+    ``mode`` (``grading.mode``) picks the grader: "e2h" (this module) or "prm800k_strict" (PRM800K's grader with
+    its SymPy check off, as the reference grades: e2h.grading.prm800k; ``numeric`` does not apply to it).
     Safe to call from any thread, a Ray actor or an asyncio executor (no signals are used).
     """
+    check_mode(mode)
     extracted = _extract_in_workers(pairs, timeout_s, workers)
+    if mode == "prm800k_strict":
+        return [_grade_prm800k(pred, gold, extracted.get(i)) for i, (pred, gold) in enumerate(pairs)]
     prepared = []
     for i, (pred, gold) in enumerate(pairs):
         done = extracted.get(i)
@@ -251,13 +260,49 @@ def grade_many(pairs: list[tuple[str, str]], timeout_s: float = 5.0, workers: in
 
 
 def grade(pred_text: str | None, gold: str, timeout_s: float = 5.0, numeric: str = DEFAULT_NUMERIC,
-          rel_tol: float = DEFAULT_REL_TOL) -> Verdict:
+          rel_tol: float = DEFAULT_REL_TOL, mode: str = DEFAULT_MODE) -> Verdict:
     """Grade one prediction (a whole solution or a bare answer) against a gold answer."""
     return grade_many([(pred_text, gold)], timeout_s=timeout_s, workers=1, numeric=numeric,  # type: ignore[list-item]
-                      rel_tol=rel_tol)[0]
+                      rel_tol=rel_tol, mode=mode)[0]
 
 
 def answers_equivalent(a: str, b: str, timeout_s: float = 5.0, numeric: str = DEFAULT_NUMERIC,
-                       rel_tol: float = DEFAULT_REL_TOL) -> bool:
+                       rel_tol: float = DEFAULT_REL_TOL, mode: str = DEFAULT_MODE) -> bool:
     """Two already-extracted answers: does the grader call them equal? (``b`` plays the gold.)"""
-    return grade(a, b, timeout_s=timeout_s, numeric=numeric, rel_tol=rel_tol).correct
+    return grade(a, b, timeout_s=timeout_s, numeric=numeric, rel_tol=rel_tol, mode=mode).correct
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown grading mode {mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+def _grade_prm800k(pred_text: str | None, gold: str, extracted) -> Verdict:
+    """PRM800K's verdict on one pair. The answer is taken as e2h takes it (the answer line, \\boxed{..}, else
+    a short bare text), then compared by strings only (e2h.grading.prm800k): nothing is parsed or evaluated."""
+    from e2h.grading.extract import extract_answer
+    from e2h.grading.prm800k import grade_answer
+
+    gold = gold or ""
+    if len(gold) > MAX_INPUT_CHARS or (pred_text is not None and len(pred_text) > MAX_INPUT_CHARS):
+        return Verdict(False, "too_long", None, None, gold[:100])
+    gold_answer = extract_answer(gold) or gold.strip()
+    if isinstance(extracted, Verdict):
+        return Verdict(extracted.correct, extracted.reason, None, None, gold_answer[:100])
+    if extracted is not None:
+        answer = extracted[0]
+    elif pred_text is None:
+        answer = None
+    else:
+        answer, bare = extract_answer(pred_text), pred_text.strip()
+        if answer is None and bare and len(bare) <= 200 and "\n\n" not in bare:
+            answer = bare  # a bare answer
+    if answer is None:
+        return Verdict(False, "no_answer", None, None, gold_answer[:100])
+    if len(answer) > MAX_ANSWER_CHARS or len(gold_answer) > MAX_INPUT_CHARS:
+        return Verdict(False, "too_long", answer[:100], None, gold_answer[:100])
+    if bracket_depth(answer) > MAX_DEPTH:
+        return Verdict(False, "too_deep", answer[:100], None, gold_answer[:100])
+    correct, reason, pred_norm, gold_norm = grade_answer(answer, gold_answer)
+    return Verdict(correct, reason, answer, pred_norm, gold_norm if gold_norm is not None else gold_answer[:100])

@@ -1,4 +1,4 @@
-"""e2h grade --input pairs.jsonl --output graded.jsonl [--numeric exact|rel_tol]
+"""e2h grade --input pairs.jsonl --output graded.jsonl [--numeric exact|rel_tol] [--mode e2h|prm800k_strict]
 e2h grade --audit [golds.jsonl ...]
 
 Each input line has ``gold`` and ``pred`` (a bare answer or a whole solution). Each output line is the
@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--numeric", choices=["exact", "rel_tol"], default="exact",
                         help="numeric convention (grading.numeric): exact (default, PRM800K) or rel_tol")
     parser.add_argument("--rel-tol", type=float, default=1e-9, help="relative tolerance for --numeric rel_tol")
+    parser.add_argument("--mode", choices=["e2h", "prm800k_strict"], default="e2h",
+                        help="grader (grading.mode): e2h (default) or prm800k_strict, PRM800K's grader with its SymPy "
+                             "check off, as the paper's reference code grades")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per pair for SymPy (default 5)")
     parser.add_argument("--workers", type=int, default=2, help="killable SymPy worker processes (default 2)")
 
@@ -48,19 +51,19 @@ def run(args: argparse.Namespace) -> int:
         rows.append((obj, pred, gold))
     start = time.perf_counter()
     verdicts = grade_many([(pred, gold) for _, pred, gold in rows], timeout_s=args.timeout, workers=args.workers,
-                          numeric=args.numeric, rel_tol=args.rel_tol)
+                          numeric=args.numeric, rel_tol=args.rel_tol, mode=args.mode)
     elapsed = time.perf_counter() - start
     out = []
     for (obj, _, _), v in zip(rows, verdicts):
         out.append({**obj, "correct": v.correct, "reason": v.reason, "pred_answer": v.pred_answer,
-                    "grader_version": GRADER_VERSION})
+                    "grader_version": GRADER_VERSION if args.mode == "e2h" else f"{GRADER_VERSION} mode={args.mode}"})
     write_jsonl(args.output, out)
     reasons = Counter(v.reason for v in verdicts)
     correct = sum(v.correct for v in verdicts)
     n = max(len(verdicts), 1)
     print(f"graded {len(verdicts)} pairs in {elapsed:.1f}s: {correct} correct ({100 * correct / n:.1f}%), "
           f"{reasons.get('timeout', 0)} timeouts, {reasons.get('no_answer', 0)} without an answer; "
-          f"numeric convention {args.numeric} -> {args.output}", file=sys.stderr)
+          f"grader {args.mode}, numeric convention {args.numeric} -> {args.output}", file=sys.stderr)
     return 0
 
 
