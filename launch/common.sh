@@ -21,11 +21,21 @@ e2h_log() {
   echo "[e2h-launch] $*"
 }
 
-# Print a command as one copy-pasteable shell line, then run it unless --dry-run.
-e2h_run() {
-  local line
+# Print a command as one copy-pasteable shell line ("+ cmd", SUFFIX appended), then run it unless --dry-run.
+e2h_show() {
+  local suffix=$1 line
+  shift
   printf -v line '%q ' "$@"
-  echo "+ ${line% }"
+  line=${line% }
+  if [[ ${E2H_PLACEHOLDERS:-0} == 1 ]]; then  # <PLACEHOLDERS> are to be read, not pasted: no backslashes
+    while [[ $line == *\\[\<\>]* ]]; do line=${line//\\</<} line=${line//\\>/>}; done
+    line=${line//\\\*/*}
+  fi
+  echo "+ $line$suffix"
+}
+
+e2h_run() {
+  e2h_show "" "$@"
   if [[ "${DRY_RUN:-0}" == 1 ]]; then return 0; fi
   "$@"
 }
@@ -33,9 +43,7 @@ e2h_run() {
 # Same, but in the background; the pid lands in E2H_BG_PIDS so the exit trap can end it.
 E2H_BG_PIDS=()
 e2h_run_bg() {
-  local line
-  printf -v line '%q ' "$@"
-  echo "+ ${line% } &"
+  e2h_show " &" "$@"
   if [[ "${DRY_RUN:-0}" == 1 ]]; then return 0; fi
   "$@" &
   E2H_BG_PIDS+=("$!")
@@ -95,13 +103,79 @@ _e2h_expand_one() {
 
 # The job's hosts, one a line: scontrol when available, the parser above otherwise.
 e2h_slurm_hosts() {
-  local list=${SLURM_JOB_NODELIST:-${SLURM_NODELIST:-}}
-  if [[ -z $list ]]; then e2h_die "SLURM_JOB_NODELIST is not set: submit with sbatch, or use launch/multinode_ssh.sh"; fi
+  local list=$1
   if command -v scontrol >/dev/null 2>&1; then
     scontrol show hostnames "$list"
   else
     e2h_expand_nodelist "$list"
   fi
+}
+
+# The Slurm job's nodes: sets HOSTS, NODES, NNODES, MASTER_NODE, NODELIST (comma-separated), WORKER_NODELIST (all
+# but the first) and E2H_PLACEHOLDERS. A --dry-run outside a job (the login node: no SLURM_JOB_NODELIST) still
+# prints every command, with placeholders such as <MASTER_ADDR> and <NNODES> for what only the job knows
+# (E2H_PLACEHOLDERS=1); without --dry-run that is an error.
+E2H_PLACEHOLDERS=0
+e2h_slurm_nodes() {
+  local list=${SLURM_JOB_NODELIST:-${SLURM_NODELIST:-}} text
+  if [[ -z $list ]]; then
+    [[ ${DRY_RUN:-0} == 1 ]] || e2h_die "SLURM_JOB_NODELIST is not set: submit with sbatch, or use launch/multinode_ssh.sh"
+    E2H_PLACEHOLDERS=1
+    e2h_log "not inside a Slurm job: the commands below show <PLACEHOLDERS> for what the job will know"
+    HOSTS=() NODES=() NNODES=${NODES_ARG:-${SLURM_NNODES:-<NNODES>}} MASTER_NODE="<MASTER_ADDR>"
+    NODELIST="<NODELIST>" WORKER_NODELIST="<WORKER_NODELIST>"
+    return 0
+  fi
+  text=$(e2h_slurm_hosts "$list") || exit 2  # the parser's own message is already on stderr
+  mapfile -t HOSTS <<<"$text"
+  e2h_select_nodes
+  NODELIST=$(IFS=,; echo "${NODES[*]}")
+  WORKER_NODELIST=$(IFS=,; echo "${NODES[*]:1}")
+}
+
+# The job id: SLURM_JOB_ID, <JOB_ID> on a dry run outside a job, else 0.
+e2h_job_id() {
+  if [[ -n ${SLURM_JOB_ID:-} ]]; then
+    [[ $SLURM_JOB_ID =~ ^[0-9]+$ ]] || e2h_die "SLURM_JOB_ID must be a number, got '$SLURM_JOB_ID'"
+    echo "$SLURM_JOB_ID"
+  elif [[ $E2H_PLACEHOLDERS == 1 ]]; then
+    echo "<JOB_ID>"
+  else
+    echo 0
+  fi
+}
+
+# Ports. Jobs can share a node, so no port is fixed: each job owns a block of 10 ports derived from its id,
+#   20000 + (SLURM_JOB_ID % 1200) * 10 + OFFSET,
+# between Ray's worker ports (10002-19999) and Linux's ephemeral ports (32768 and up). Offsets: 0 torch
+# rendezvous (c10d store / DeepSpeed master port); 1 Ray GCS; 2 Ray dashboard (the job server); 3 Ray client
+# server; 4 Ray dashboard agent (Ray's other ports are left to the OS). Two jobs only share a block when their ids
+# differ by a multiple of 1200; --port P overrides. NAME is the placeholder printed on a dry run outside a job.
+e2h_job_port() {
+  local offset=$1 name=$2 job
+  job=$(e2h_job_id)
+  if [[ $job =~ ^[0-9]+$ ]]; then echo $((20000 + (10#$job % 1200) * 10 + offset)); else echo "<$name>"; fi
+}
+
+# srun's --cpus-per-task: Slurm >= 22.05 no longer hands sbatch's --cpus-per-task on to srun, so every srun states it
+# (SLURM_CPUS_PER_TASK, set by sbatch --cpus-per-task). Prints nothing when the job did not ask for a number.
+e2h_cpus_per_task() {
+  if [[ -n ${SLURM_CPUS_PER_TASK:-} ]]; then
+    echo "$SLURM_CPUS_PER_TASK"
+  elif [[ $E2H_PLACEHOLDERS == 1 ]]; then
+    echo "<CPUS_PER_TASK>"
+  else
+    e2h_log "SLURM_CPUS_PER_TASK is not set: srun gives each node's launcher Slurm's default CPUs (sbatch --cpus-per-task=N to choose)" >&2
+  fi
+}
+
+# $((EXPR)) when every variable in EXPR holds a number, else "<EXPR>" (a placeholder on a dry run outside a job).
+e2h_calc() {
+  local expr=$1 name
+  for name in $(grep -oE '[A-Za-z_][A-Za-z0-9_]*' <<<"$expr"); do
+    [[ ${!name:-} =~ ^[0-9]+$ ]] || { echo "<${expr// /}>"; return 0; }
+  done
+  echo $((expr))
 }
 
 # Hosts from an MPI-style hostfile ("host slots=8", comments and blank lines allowed).
@@ -117,17 +191,64 @@ e2h_gpus_per_node() {
   local g=${SLURM_GPUS_ON_NODE:-${SLURM_GPUS_PER_NODE:-}}
   g=${g##*:}  # "a100:4" -> "4"
   if [[ -n $g ]]; then echo "$g"; return; fi
+  if [[ $E2H_PLACEHOLDERS == 1 ]]; then echo "<GPUS_PER_NODE>"; return; fi  # not the login node's GPUs
   if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi -L | grep -c '^GPU' && return
   fi
   e2h_die "cannot tell how many processes to start per node: pass --gpus-per-node N"
 }
 
-# An IP for a host name (Ray's --node-ip-address wants one); the name itself when it does not resolve here.
-e2h_host_ip() {
-  local ip
-  ip=$(getent hosts "$1" 2>/dev/null | awk '{print $1; exit}') || true
-  echo "${ip:-$1}"
+# This node's address as the other nodes reach it (Ray's --node-ip-address): never a loopback one picked up from a
+# hostname that /etc/hosts maps to 127.0.1.1. In order:
+#   1. the interface named by NCCL_SOCKET_IFNAME, else GLOO_SOCKET_IFNAME, as the torchrun path uses them ("ib0",
+#      a prefix "ib", an exact "=ib0", a list "ib0,eth0"; "^docker" exclusions are skipped): its first IPv4 address;
+#   2. the source address of the route to PEER (another node of the job), then of the route to 1.1.1.1 (a lookup
+#      in the routing table, nothing is sent);
+#   3. the first IPv4 address of `hostname -I` that is not loopback; 4. `getent` on the host name unless loopback;
+#   5. the host name itself.
+e2h_node_ip() {
+  local peer=${1:-} ifname=${NCCL_SOCKET_IFNAME:-${GLOO_SOCKET_IFNAME:-}} ip="" peer_ip="" name
+  if [[ -n $ifname && $ifname != ^* ]]; then
+    ip=$(e2h_iface_ip "$ifname")
+    [[ -n $ip ]] || e2h_log "no IPv4 address on interface(s) '$ifname' (NCCL/GLOO_SOCKET_IFNAME): using the route instead" >&2
+  fi
+  if [[ -z $ip && -n $peer ]]; then
+    if [[ $peer =~ ^[0-9.]+$ ]]; then peer_ip=$peer; else peer_ip=$(getent ahostsv4 "$peer" 2>/dev/null | awk '{print $1; exit}') || true; fi
+    [[ -z $peer_ip ]] || ip=$(_e2h_route_src "$peer_ip")
+  fi
+  [[ -n $ip ]] || ip=$(_e2h_route_src 1.1.1.1)
+  if [[ -z $ip ]]; then
+    ip=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+(\.[0-9]+){3}$' | grep -v '^127\.' | head -n 1) || true
+  fi
+  name=$(hostname 2>/dev/null) || true
+  if [[ -z $ip && -n $name ]]; then
+    ip=$(getent ahostsv4 "$name" 2>/dev/null | awk '$1 !~ /^127\./ {print $1; exit}') || true
+  fi
+  echo "${ip:-$name}"
+}
+
+# The first IPv4 address on the interfaces of an NCCL-style list ("ib0,eth", "=eth0": exact; otherwise a prefix).
+e2h_iface_ip() {
+  local want
+  IFS=',' read -ra want <<<"$1"
+  ip -o -4 addr show 2>/dev/null | awk -v want="${want[*]}" '
+    BEGIN { n = split(want, w, " ") }
+    { for (i = 1; i <= n; i++) {
+        exact = substr(w[i], 1, 1) == "="; name = exact ? substr(w[i], 2) : w[i]
+        if ((exact && $2 == name) || (!exact && index($2, name) == 1)) { sub(/\/.*/, "", $4); found[i] = found[i] ? found[i] : $4 }
+    } }
+    END { for (i = 1; i <= n; i++) if (found[i]) { print found[i]; exit } }'
+}
+
+# The source address of the route to an IPv4 address, unless it is loopback (or there is no route).
+_e2h_route_src() {
+  ip -o route get "$1" 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "src") {print $(i + 1); exit}}' |
+    grep -vE '^127\.' || true
+}
+
+# Scripts that start torchrun only say so instead of ignoring --launcher deepspeed.
+e2h_torchrun_only() {
+  [[ $LAUNCHER == torchrun ]] || e2h_die "$1 does not support --launcher $LAUNCHER: $2"
 }
 
 e2h_is_positive_int() {
@@ -216,6 +337,7 @@ e2h_write_hostfile() {
   local path=$1 slots=$2 host
   local text=""
   for host in "${NODES[@]}"; do text+="$host slots=$slots"$'\n'; done
+  [[ $E2H_PLACEHOLDERS == 0 ]] || text="<one line per node> slots=$slots"$'\n'
   if [[ "${DRY_RUN:-0}" == 1 ]]; then
     e2h_log "hostfile $path (not written: dry run):"
   else
@@ -228,7 +350,7 @@ e2h_write_hostfile() {
 
 # A single node gets loopback; several nodes must not inherit the test-only loopback pinning of scripts/env.sh.
 e2h_multi_node_env() {
-  if ((NNODES > 1)) && [[ ${GLOO_SOCKET_IFNAME:-} == lo ]]; then
+  if [[ ${GLOO_SOCKET_IFNAME:-} == lo ]] && ! [[ $NNODES == 1 ]]; then
     e2h_log "unsetting GLOO_SOCKET_IFNAME=lo (set by scripts/env.sh for single-machine tests) for a $NNODES-node run"
     unset GLOO_SOCKET_IFNAME
   fi
@@ -236,7 +358,9 @@ e2h_multi_node_env() {
 
 # Where launch files (hostfiles) go: shared disk, next to the repo, one folder per job.
 e2h_launch_dir() {
-  echo "${E2H_LAUNCH_DIR:-${E2H_ROOT}/runs/launch/${SLURM_JOB_ID:-local-$$}}"
+  local job=${SLURM_JOB_ID:-local-$$}
+  [[ $E2H_PLACEHOLDERS == 0 ]] || job=$(e2h_job_id)
+  echo "${E2H_LAUNCH_DIR:-${E2H_ROOT}/runs/launch/$job}"
 }
 
 # The e2h command line a rank runs: python -m e2h.cli CMD --config CONFIG OVERRIDES EXTRA.
@@ -251,18 +375,19 @@ e2h_cli_args() {
 # hanging for the 30-minute NCCL default after minutes of model loading.
 e2h_slurm_deepspeed_job() {
   local cmd=$1
-  mapfile -t HOSTS < <(e2h_slurm_hosts)
-  e2h_select_nodes
+  e2h_slurm_nodes
   e2h_multi_node_env
-  local gpus port
+  local gpus port job cpus
   gpus=$(e2h_gpus_per_node)
-  port=${PORT_ARG:-29500}
+  port=${PORT_ARG:-$(e2h_job_port 0 RDZV_PORT)}
+  job=$(e2h_job_id)
+  cpus=$(e2h_cpus_per_task)
   export MASTER_ADDR=$MASTER_NODE MASTER_PORT=$port
-  local job=${SLURM_JOB_ID:-0}
   e2h_log "job $job: e2h $cmd on $NNODES node(s) x $gpus process(es), master $MASTER_NODE:$port, launcher $LAUNCHER"
-  e2h_log "nodes: ${NODES[*]}"
-  local srun_cmd=(srun --nodes="$NNODES" --ntasks="$NNODES" --ntasks-per-node=1 --kill-on-bad-exit=1
-    --nodelist="$(IFS=,; echo "${NODES[*]}")")
+  e2h_log "nodes: ${NODES[*]:-$NODELIST}"
+  local srun_cmd=(srun --nodes="$NNODES" --ntasks="$NNODES" --ntasks-per-node=1)
+  [[ -z $cpus ]] || srun_cmd+=(--cpus-per-task="$cpus")
+  srun_cmd+=(--kill-on-bad-exit=1 --nodelist="$NODELIST")
   local torchrun_cmd=(torchrun --nnodes="$NNODES" --nproc_per_node="$gpus" --rdzv_backend=c10d
     --rdzv_endpoint="$MASTER_NODE:$port" --rdzv_id="e2h-$job" --rdzv_conf="join_timeout=${E2H_JOIN_TIMEOUT:-600}"
     --max_restarts=0)
@@ -280,8 +405,15 @@ e2h_slurm_deepspeed_job() {
     hostfile=$(e2h_launch_dir)/hostfile
     e2h_write_hostfile "$hostfile" "$gpus"
     local ds_cmd
-    ds_cmd="exec deepspeed --hostfile=$(printf %q "$hostfile") --no_ssh --node_rank=\$SLURM_NODEID"
-    ds_cmd+=" --master_addr=$MASTER_NODE --master_port=$port --no_local_rank $(e2h_quote --module "${E2H_CLI[@]:1}")"
+    ds_cmd="exec $(e2h_deepspeed_args "$hostfile" "\$SLURM_NODEID" "$MASTER_NODE" "$port")"
     e2h_run "${srun_cmd[@]}" bash -c "$ds_cmd"
   fi
+}
+
+# DeepSpeed's launcher on one node of several (a shell string; RANK may be "$SLURM_NODEID", expanded by that node's
+# shell): the hostfile lists every node, --no_ssh starts only this node's processes.
+e2h_deepspeed_args() {
+  local hostfile=$1 rank=$2 master=$3 port=$4
+  echo "deepspeed --hostfile=$(printf %q "$hostfile") --no_ssh --node_rank=$rank --master_addr=$master" \
+    "--master_port=$port --no_local_rank $(e2h_quote --module "${E2H_CLI[@]:1}")"
 }

@@ -6,11 +6,13 @@
 #   launch/run_local.sh --nproc 2 train-prm configs/demo.yaml prm.epochs=1
 #   launch/run_local.sh --nproc 2 doctor configs/demo.yaml -- --timeout 30
 #
-# --nproc defaults to the GPUs nvidia-smi sees, else 1. Run it inside scripts/loopback.sh on shared machines.
+# --nproc defaults to the GPUs nvidia-smi sees, else 1. torchrun only (--launcher deepspeed is refused). Run it
+# inside scripts/loopback.sh on shared machines.
 e2h_usage() { sed -n '2,/^$/{/^#[^!]/s/^# \{0,1\}//p}' "$0"; }
 E2H_ROOT=${E2H_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 source "$E2H_ROOT/launch/common.sh"
 e2h_parse_command_args "$@"
+e2h_torchrun_only run_local.sh "it starts torchrun on this machine; for DeepSpeed's launcher run deepspeed --num_gpus N --module e2h.cli ..."
 if [[ -z $GPUS_ARG ]]; then
   GPUS_ARG=1
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then GPUS_ARG=$(nvidia-smi -L | grep -c '^GPU'); fi
