@@ -80,7 +80,26 @@ class DataSection(Section):
     max_prm_tokens: int = 736  # applied where a tokenizer is known (prm.dataset), not at data preparation
     # SFT demonstrations (math source): "prm800k" = +1-rated PRM800K steps (the paper); "math_solutions" = the MATH
     # reference solutions of the train levels, split into steps (for PRM800K files that cover few easy problems)
-    sft_source: Literal["prm800k", "math_solutions"] = "prm800k"
+    # "metamath" = MetaMathQA's MATH-type rows whose original problem is a train-level MATH problem (data.metamath;
+    # the paper's MetaMath SFT, e2h.data.extra)
+    sft_source: Literal["prm800k", "math_solutions", "metamath"] = "prm800k"
+    # PRM step data (math source): "prm800k" (the paper's PRM800K rows) or "math_shepherd" (data.math_shepherd: its
+    # MATH task rows at the train levels, +/- step labels; the paper's MetaMath setting)
+    prm_source: Literal["prm800k", "math_shepherd"] = "prm800k"
+    metamath: str = "meta-math/MetaMathQA"  # local file or hub id (e2h.data.rows)
+    metamath_include_gsm: bool = False  # the reference also keeps every GSM-type row (no MATH level); off by default
+    math_shepherd: str = "peiyi9979/Math-Shepherd"  # local file or hub id
+    # Math-Shepherd questions are MetaMath rephrasings: "exact" keeps a question whose whitespace-collapsed text is a
+    # MATH train problem's; "prefix" also the reference's rule (spaces removed, a 5-49 character prefix shared with
+    # train-level problems and no other-level one)
+    shepherd_match: Literal["exact", "prefix"] = "exact"
+    # ORM / OPRM (prm.kind orm | oprm): policy samples (e2h.records.Sample JSONL, or a folder of *.jsonl shards) on
+    # the train-level training problems, labelled on the answer step by the grader's verdict (grading section)
+    orm_samples: str | None = None
+    # per problem, the larger class is cut (seeded) to at most this many times the smaller one (the paper keeps
+    # positive:negative between 1:3 and 3:1), and a problem whose samples are all right or all wrong is left out;
+    # None keeps every sample
+    orm_max_ratio: float | None = Field(default=3.0, ge=1.0)
     # Only for PRM800K files that label MATH500 problems (the public phase-1 test sample): those problems leave the
     # test set and may be trained on, so the test set is MATH500 minus them. Never on for the paper's configs.
     test_excludes_prm800k_problems: bool = False
