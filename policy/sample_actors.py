@@ -39,7 +39,7 @@ def import_ray():
         import ray
     except ImportError as err:  # pragma: no cover - depends on the install
         raise ImportError("Ray actors (sample.num_actors > 1, ppo.rollout_actors > 0) need Ray: "
-                          "pip install 'ray[default]'") from err
+                          "pip install 'e2h[ray]'") from err
     return ray
 
 

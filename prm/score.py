@@ -326,7 +326,7 @@ def _score_with_ray(model_path, todo, output_dir, manifest, device, batch_tokens
     try:
         import ray
     except ImportError as err:  # pragma: no cover
-        raise RuntimeError("score.num_actors > 1 needs Ray: pip install 'ray[default]'") from err
+        raise RuntimeError("score.num_actors > 1 needs Ray: pip install 'e2h[ray]'") from err
     from ray.util import ActorPool
 
     started = not ray.is_initialized()

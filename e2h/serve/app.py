@@ -405,7 +405,7 @@ def create_app(
         from starlette.exceptions import HTTPException as StarletteHTTPException
         from starlette.requests import ClientDisconnect
     except ImportError as err:
-        raise RuntimeError("e2h serve needs fastapi and uvicorn: pip install fastapi uvicorn") from err
+        raise RuntimeError("e2h serve needs fastapi and uvicorn: pip install 'e2h[serve]'") from err
 
     if backend_factory is None:
         if not settings.prm_path:

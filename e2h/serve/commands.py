@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
     except ImportError as err:
-        raise SystemExit("e2h serve needs uvicorn: pip install uvicorn fastapi") from err
+        raise SystemExit("e2h serve needs uvicorn and fastapi: pip install 'e2h[serve]'") from err
     from e2h.serve.app import create_app
     from e2h.serve.server import uvicorn_config
 

@@ -29,7 +29,7 @@ def build_application(settings: ServeSection, replicas: int):
     try:
         from ray import serve
     except ImportError as err:
-        raise RuntimeError('Ray Serve is not installed: pip install "ray[serve]"') from err
+        raise RuntimeError('Ray Serve is not installed: pip install "e2h[ray]"') from err
     from e2h.serve.app import create_app
     from e2h.serve.backend import resolve_device
 
