@@ -14,7 +14,12 @@ and marks the stage ``data`` done in ``<run.out_dir>/manifest.json`` after the f
 the config sections it read: re-running with the same config skips, a changed config rebuilds.
 
 ``data.source: math`` reads MATH / MATH500 / PRM800K (local files or hub ids); ``data.source: world`` takes
-problems and labelled solutions from the offline leveled world (``e2h.world``).
+problems and labelled solutions from the offline leveled world (``e2h.world``). On the math source,
+``data.sft_source: metamath`` and ``data.prm_source: math_shepherd`` take the SFT / PRM step data from MetaMathQA /
+Math-Shepherd instead (e2h.data.extra).
+
+``prm.kind`` picks what ``prm_train.jsonl`` holds: ``prm`` the step-labelled rows, ``orm`` outcome rows built from
+the policy samples ``data.orm_samples`` (labelled by the grader on the answer step, e2h.data.orm), ``oprm`` both.
 """
 
 from __future__ import annotations
@@ -51,6 +56,17 @@ def fingerprint(cfg: RunConfig) -> str:
     parts = {"data": cfg.data.model_dump(mode="json")}
     if cfg.data.source == "world":
         parts["world"] = cfg.world.model_dump(mode="json")
+    if cfg.prm.kind != "prm":  # outcome rows depend on the samples' files and on the grader too
+        parts["prm_kind"] = cfg.prm.kind
+        parts["grading"] = cfg.grading.options()
+        parts["seed"] = cfg.run.seed
+        if cfg.data.orm_samples:
+            from e2h.data.orm import sample_files
+            try:
+                files = sample_files(cfg.data.orm_samples)
+            except FileNotFoundError:
+                files = []
+            parts["orm_files"] = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -122,7 +138,8 @@ def prompt_token_counter(tokenizer: str | None):
     return lambda prompt: len(loaded(prompt)["input_ids"])
 
 
-def build_math(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
+def build_math(cfg: RunConfig, context: dict | None = None) -> tuple[dict[str, list], Counter]:
+    """The sets of the math source; ``context`` (if given) receives the training problems and the held-out set."""
     data = cfg.data
     train_all = load_math_train(data.math_train)
     math500 = load_math500(data.math500)
@@ -136,12 +153,15 @@ def build_math(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
         train_rest = train_rest + moved
     held = HeldOut.of(math500, validation)
     prompts_train = held.filter(select_levels(train_rest, data.prompt_levels))
+    if context is not None:
+        context.update(train=train_rest, held=held)
 
     solutions = Counter()
     rated: list[RatedStep] = []
     ids: dict[str, str] = {}
     levels: dict[str, int | None] = {}
-    for source in data.prm800k:
+    needs_prm800k = data.prm_source == "prm800k" or data.sft_source == "prm800k"
+    for source in data.prm800k if needs_prm800k else []:
         kept, source_ids, source_levels = prm800k_problem_filter(
             iter_rated_steps(source), train_rest, held, data.train_levels, data.include_additional_prm800k,
             solutions, data.problem_match)
@@ -151,15 +171,31 @@ def build_math(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
     if data.sft_source == "math_solutions":
         demos = [demonstration(p) for p in held.filter(select_levels(train_rest, data.train_levels))]
         sft = [d for d in demos if d is not None]
+    elif data.sft_source == "metamath":
+        from e2h.data.extra import LevelIndex, metamath_sft_examples
+
+        metamath_rows = Counter()
+        exact = LevelIndex(train_rest, held, data.train_levels)  # original_question is the MATH text itself
+        sft = metamath_sft_examples(data.metamath, exact, data.metamath_include_gsm, metamath_rows)
+        solutions.update({f"metamath_{k}": v for k, v in metamath_rows.items()})
     else:
         sft = sft_examples(rated, ids, levels)
-    sets = {"prm_train": prm_examples(rated, ids, levels), "sft_train": sft,
+    if data.prm_source == "math_shepherd":
+        from e2h.data.extra import LevelIndex, shepherd_step_examples
+
+        shepherd_rows = Counter()
+        index = LevelIndex(train_rest, held, data.train_levels, prefix=data.shepherd_match == "prefix")
+        prm = shepherd_step_examples(data.math_shepherd, index, shepherd_rows)
+        solutions.update({f"math_shepherd_{k}": v for k, v in shepherd_rows.items()})
+    else:
+        prm = prm_examples(rated, ids, levels)
+    sets = {"prm_train": prm, "sft_train": sft,
             "prompts_train": prompts_train, "prompts_validation": validation, "prompts_test": math500}
     return sets, solutions
 
 
 # ------------------------------------------------------------------------------------------------ leveled world
-def build_world(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
+def build_world(cfg: RunConfig, context: dict | None = None) -> tuple[dict[str, list], Counter]:
     try:
         from e2h.world import generate_world, world_sft_examples, world_step_examples
     except ImportError as err:
@@ -167,6 +203,8 @@ def build_world(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
     splits = generate_world(cfg.world)
     held = HeldOut.of(splits["validation"], splits["test"])
     train = held.filter(splits["train"])
+    if context is not None:
+        context.update(train=train, held=held)
     wanted = set(cfg.data.train_levels)
     train_level = [p for p in train if p.level in wanted]
     prm = [ex for ex in world_step_examples(train_level, cfg.world, cfg.run.seed) if ex.level in wanted]
@@ -174,6 +212,27 @@ def build_world(cfg: RunConfig) -> tuple[dict[str, list], Counter]:
     sets = {"prm_train": prm, "sft_train": sft, "prompts_train": select_levels(train, cfg.data.prompt_levels),
             "prompts_validation": list(splits["validation"]), "prompts_test": list(splits["test"])}
     return sets, Counter()
+
+
+# ------------------------------------------------------------------------------------------------ ORM / OPRM
+def with_outcome_rows(cfg: RunConfig, step_rows: list[StepExample], context: dict,
+                      counts: Counter) -> list[StepExample]:
+    """prm_train for ``prm.kind`` orm (outcome rows only) or oprm (step rows + outcome rows); ``counts`` gets the
+    samples' outcomes as ``orm_<reason>``."""
+    from e2h.data.orm import iter_samples, oprm_examples, orm_examples
+
+    if not cfg.data.orm_samples:
+        raise ConfigError(f"config key 'data.orm_samples': prm.kind={cfg.prm.kind} needs policy samples to label "
+                          "(a Sample JSONL file or a folder of sample shards, e.g. `e2h sample` on prompts_train)")
+    outcomes = Counter()
+    orm = orm_examples(iter_samples(cfg.data.orm_samples), context["train"], context["held"], cfg.data.train_levels,
+                       cfg.grading.options(), cfg.data.orm_max_ratio, cfg.run.seed, outcomes)
+    counts.update({f"orm_{k}": v for k, v in outcomes.items()})
+    if not orm:
+        raise ConfigError(f"data prepare: 0 ORM rows from data.orm_samples={cfg.data.orm_samples} (samples by "
+                          f"outcome: {dict(sorted(outcomes.items()))}; data.orm_max_ratio={cfg.data.orm_max_ratio} "
+                          "leaves out problems whose samples are all right or all wrong)")
+    return orm if cfg.prm.kind == "orm" else oprm_examples(step_rows, orm)
 
 
 # ------------------------------------------------------------------------------------------------ the stage
@@ -185,12 +244,22 @@ def summarize(sets: dict[str, list], solutions: Counter) -> dict:
         if rows and isinstance(rows[0], StepExample):
             labels = Counter(label for ex in rows for label in ex.labels if label is not None)
             entry["by_label"] = {_label_name(k): v for k, v in sorted(labels.items())}
+            entry["by_source"] = dict(sorted(Counter(ex.source for ex in rows).items()))
         if rows and isinstance(rows[0], SFTExample):
             entry["eos"] = sum(ex.eos for ex in rows)
         summary[name] = entry
     if solutions:
-        summary["prm800k_rows"] = dict(sorted(solutions.items()))
+        prm800k_rows = {k: v for k, v in sorted(solutions.items()) if not k.startswith(_OTHER_COUNTS)}
+        if prm800k_rows:
+            summary["prm800k_rows"] = prm800k_rows
+        for prefix in _OTHER_COUNTS:  # MetaMath / Math-Shepherd rows and ORM samples by outcome
+            found = {k[len(prefix):]: v for k, v in sorted(solutions.items()) if k.startswith(prefix)}
+            if found:
+                summary[f"{prefix}rows" if prefix != "orm_" else "orm_samples"] = found
     return summary
+
+
+_OTHER_COUNTS = ("metamath_", "math_shepherd_", "orm_")
 
 
 def _why_empty(cfg: RunConfig, solutions: Counter) -> str:
@@ -199,8 +268,13 @@ def _why_empty(cfg: RunConfig, solutions: Counter) -> str:
     counts = ", ".join(f"{reason}: {n}" for reason, n in sorted(solutions.items())) or "none read"
     hint = (" Every labelled problem is held out (MATH500 or validation): PRM800K's public phase-1 test files "
             "label MATH500 problems; see data.test_excludes_prm800k_problems.") if solutions.get("held_out") else ""
-    return (f"PRM800K solutions by outcome ({counts}) with data.train_levels={cfg.data.train_levels}, "
-            f"data.prm800k={cfg.data.prm800k}.{hint}")
+    sources = f"data.prm800k={cfg.data.prm800k}"
+    if cfg.data.sft_source == "metamath":
+        sources += f", data.metamath={cfg.data.metamath}"
+    if cfg.data.prm_source == "math_shepherd":
+        sources += f", data.math_shepherd={cfg.data.math_shepherd} (data.shepherd_match={cfg.data.shepherd_match})"
+    return (f"rows by outcome ({counts}; unprefixed: PRM800K solutions) with data.train_levels="
+            f"{cfg.data.train_levels}, {sources}.{hint}")
 
 
 def _by_level(rows: list) -> dict[str, int]:
@@ -226,7 +300,10 @@ def prepare(cfg: RunConfig, force: bool = False) -> dict:
         return {**summary, "skipped": True}
     manifest.forget(STAGE)  # from here on the old outputs no longer count
 
-    sets, solutions = build_math(cfg) if cfg.data.source == "math" else build_world(cfg)
+    context: dict = {}
+    sets, solutions = (build_math if cfg.data.source == "math" else build_world)(cfg, context)
+    if cfg.prm.kind != "prm":
+        sets["prm_train"] = with_outcome_rows(cfg, sets["prm_train"], context, solutions)
     for name in ("prm_train", "sft_train"):
         if not sets[name]:
             raise ConfigError(f"data prepare: 0 {name} rows: {_why_empty(cfg, solutions)}")
