@@ -25,7 +25,7 @@ from typing import Iterable, Iterator
 from e2h.data.rows import normalize_problem_text
 from e2h.data.splits import HeldOut
 from e2h.records import Problem, Sample, StepExample, iter_records
-from e2h.text_format import ends_with_answer, normalize_answer_marker, split_solution, format_prompt
+from e2h.text_format import ends_with_answer, format_prompt, normalize_answer_marker, split_solution
 
 SOURCE = "orm"
 
