@@ -32,8 +32,9 @@ import numpy as np
 
 from e2h import curves, rerank
 from e2h.jsonl import RecordError, read_jsonl, write_json
+from e2h.grading.extract import completion_answer
 from e2h.records import EASY_LEVELS, HARD_LEVELS, Sample
-from e2h.text_format import ends_with_answer, extract_final_answer, split_solution
+from e2h.text_format import ends_with_answer, split_solution
 
 METRICS_VERSION = 1
 ORACLE = "oracle (pass@N)"
@@ -114,13 +115,6 @@ class Grades:
                 "reasons": dict(sorted(reasons.items()))}
 
 
-def _extract(completion: str) -> str | None:
-    from e2h.grading import extract_answer
-
-    # the text format's answer line first (what our policies write), then the grader's wider net (\boxed{...})
-    return extract_final_answer(completion) or extract_answer(completion)
-
-
 def grade_samples(samples: list[Sample], timeout_s: float, workers: int, cache_path: Path | None = None,
                   regrade: bool = True, numeric: str = "exact", rel_tol: float = 1e-9, mode: str = "e2h") -> Grades:
     """Grade every sample once: distinct (answer, gold) pairs go to ``grade_many`` (cached on disk)."""
@@ -140,7 +134,7 @@ def grade_samples(samples: list[Sample], timeout_s: float, workers: int, cache_p
         stored = json.loads(cache_path.read_text(encoding="utf-8"))
         if stored.get("grader_version") == convention:  # another grader or convention: grade again
             cache = stored.get("entries", {})
-    answers = [_extract(s.completion) for s in samples]
+    answers = [completion_answer(s.completion) for s in samples]
     pair_key = [json.dumps([a, s.gold_answer]) if a is not None else None for a, s in zip(answers, samples)]
     todo = sorted({k for k in pair_key if k is not None and k not in cache})
     hits = sum(1 for k in set(pair_key) if k is not None and k in cache)

@@ -89,11 +89,13 @@ def split_solution(text: str) -> list[str]:
 
 
 def extract_final_answer(text: str, eos_token: str | None = None) -> str | None:
-    """The text after the answer marker (up to EOS or the next blank line), or None if there is none."""
+    """The text after the FIRST answer marker (up to EOS or the next blank line), or None if there is none: the
+    solution ends at its answer line (split_solution stops there, so the PRM scores this same answer), and
+    whatever a model writes after it is not part of the solution."""
     if eos_token:
         text = text.split(eos_token)[0]
     if ANSWER_MARKER in text:
-        answer = text.rsplit(ANSWER_MARKER, 1)[1]
+        answer = text.split(ANSWER_MARKER, 1)[1]
     elif text.lstrip().startswith(ANSWER_PREFIX):
         answer = text.lstrip()[len(ANSWER_PREFIX):]
     else:

@@ -28,6 +28,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from e2h.grading.extract import completion_answer
 from e2h.text_format import ANSWER_MARKER, STEP_SEPARATOR
 
 Scheme = Literal["min", "prod"]
@@ -36,17 +37,13 @@ Scheme = Literal["min", "prod"]
 # --- the terminal (final-answer) reward ------------------------------------------------------------------------
 
 def predicted_answer(response: str, eos_token: str | None = None) -> str | None:
-    """The text after the first answer marker, up to EOS, stripped (the reference's prediction); None if none.
+    """The answer the reward grades: e2h.grading.completion_answer, the one rule eval and the service use too
+    (the reference takes everything after the first marker; e2h stops at the answer line's end, as the PRM does).
 
     >>> predicted_answer("Add.\\n\\n# Answer\\n\\n7</s>", "</s>")
     '7'
     """
-    if ANSWER_MARKER not in response:
-        return None
-    rest = response.split(ANSWER_MARKER, 1)[1]
-    if eos_token:
-        rest = rest.split(eos_token)[0]
-    return rest.strip() or None
+    return completion_answer(response, eos_token)
 
 
 def answer_is_usable(level: int | None, answer_levels: Sequence[int] | None) -> bool:

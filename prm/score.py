@@ -27,26 +27,25 @@ import os
 from pathlib import Path
 
 from e2h.records import Sample, iter_records, save_records
-from e2h.rerank import select_steps
+from e2h.rerank import AGGREGATIONS, aggregate_steps, select_steps
 from e2h.text_format import STEP_SEPARATOR, ends_with_answer, format_solution, is_answer_step, split_solution
 from e2h.tokenization import TokenRuleError, encode, step_end_positions, token_at_char
 
 from prm.dataset import layout, step_ends
 from prm.preflight import PreflightError
 
-AGGREGATIONS = ("min", "prod", "last", "mean")
 
 
-def aggregate(step_scores: list[float]) -> dict[str, float]:
-    """min / prod / last / mean of step probabilities (reference §3.2). No steps scores 0 everywhere.
+def aggregate(step_scores: list[float]) -> dict[str, float] | None:
+    """min / prod / last / mean of step probabilities (reference §3.2), by e2h.rerank.aggregate_steps, the one
+    definition reranking uses; no steps gives None (nothing to rank: reranking never chooses such a sample).
 
     >>> aggregate([0.5, 0.8])
     {'min': 0.5, 'prod': 0.4, 'last': 0.8, 'mean': 0.65}
     """
     if not step_scores:
-        return {name: 0.0 for name in AGGREGATIONS}
-    return {"min": min(step_scores), "prod": math.prod(step_scores), "last": step_scores[-1],
-            "mean": sum(step_scores) / len(step_scores)}
+        return None
+    return {how: float(aggregate_steps([step_scores], how)[0]) for how in AGGREGATIONS}
 
 
 def resolve_device(device: str = "auto") -> str:

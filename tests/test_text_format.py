@@ -37,7 +37,7 @@ def test_format_rejects_separator_inside_a_step_and_double_answer():
         ("# Answer\n\n5", "5"),
         ("no answer line here", None),
         ("step\n\n# Answer\n\n", None),
-        ("a\n\n# Answer\n\n1\n\n# Answer\n\n2", "2"),
+        ("a\n\n# Answer\n\n1\n\n# Answer\n\n2", "1"),  # the first answer line: the solution ends there
     ],
 )
 def test_extract_final_answer(text, answer):

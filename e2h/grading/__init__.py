@@ -12,13 +12,14 @@ Pipeline (like math-verify): extract -> normalise -> parse (own whitelist parser
 
 from __future__ import annotations
 
-from e2h.grading.extract import extract_answer
+from e2h.grading.extract import completion_answer, extract_answer
 from e2h.grading.normalize import normalize_answer
 
 GRADER_VERSION = "e2h-grader-2.0"  # 2.0: whole answers, text answers, sums, numeric convention (issue #20)
 
 __all__ = [
-    "GRADER_VERSION", "Verdict", "answers_equivalent", "extract_answer", "grade", "grade_many", "normalize_answer",
+    "GRADER_VERSION", "Verdict", "answers_equivalent", "completion_answer", "extract_answer", "grade", "grade_many",
+    "normalize_answer",
 ]
 
 

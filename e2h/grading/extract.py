@@ -142,6 +142,22 @@ def extract_answer(text: str | None) -> str | None:
     return _answer_is(text)
 
 
+def completion_answer(text: str | None, eos_token: str | None = None) -> str | None:
+    """THE answer of a model's completion, for every consumer: ``e2h eval``, PPO's and GRPO's rewards and their
+    validation, the service, the demo. e2h's answer line when the completion has one (the first, up to EOS or
+    the next blank line: the answer step the PRM scores), else what :func:`extract_answer` finds (a
+    ``\\boxed{..}``, "the answer is .."), else None::
+
+        completion_answer("2 + 3 = 5\\n\\n# Answer\\n\\n5</s>", "</s>")   -> "5"
+        completion_answer("So $\\boxed{5}$.")                            -> "5"
+    """
+    if text is None:
+        return None
+    if eos_token:
+        text = text.split(eos_token)[0]
+    return extract_final_answer(text) or extract_answer(text)
+
+
 # $..$ may contain an escaped dollar sign (\\$5 inside math); it is not a delimiter.
 _MATH_SEGMENT_RE = re.compile(
     r"\$\$(.+?)\$\$|\\\[(.+?)\\\]|\\\((.+?)\\\)|(?<!\\)\$((?:\\\$|[^$\n])+?)(?<!\\)\$", re.DOTALL

@@ -299,9 +299,9 @@ async def _score_request(state: ServiceState, request: ScoreRequest) -> list[Sco
 
 def _extract_answers(texts: list[str]) -> tuple[list[str | None], list[str | None]]:
     """Final answers and their grader-normalised keys (the form answers are grouped by)."""
-    from e2h.grading import extract_answer, normalize_answer
+    from e2h.grading import completion_answer, normalize_answer
 
-    answers = [extract_answer(text) for text in texts]
+    answers = [completion_answer(text) for text in texts]
     return answers, [normalize_answer(a) if a is not None else None for a in answers]
 
 
