@@ -62,6 +62,11 @@ def test_orm_labels_agree_with_the_grader(world):
         assert row.labels[-1] == float(grade(source.completion, source.gold_answer).correct)
     assert Counter(row.labels[-1] for row in rows) == Counter({1.0: 4, 0.0: 4})
     assert len({row.id for row in rows}) == len(rows)
+    easy = rows[0]
+    problem = next(p for p in splits["train"] if p.id == easy.problem_id)
+    boxed = sample(problem, 7, f"We work it out, so it is $\\boxed{{{problem.answer}}}$.")  # no answer step
+    (row,) = orm_examples([boxed], splits["train"], held, [1, 2, 3], max_ratio=None)
+    assert row.labels == [1.0] == [float(grade(boxed.completion, problem.answer).correct)]
 
 
 def test_balance_cuts_the_larger_class_and_drops_one_sided_problems():

@@ -7,7 +7,8 @@ context (label None, ignored by the PRM loss), so one model and loss serve PRM, 
     StepExample {"id": "orm/train/algebra/5.json/3", "problem_id": "train/algebra/5.json", "problem": "...",
                  "steps": ["We add.", "# Answer\\n\\n4"], "labels": [null, 0.0], "source": "orm"}
 
-A sample without an answer step (cut at the length limit) is wrong; its last step carries the 0.
+A sample without an answer step (cut at the length limit) carries the grader's verdict (wrong unless the grader
+finds an answer elsewhere, e.g. a ``\\boxed{..}``) on its last step.
 
 The paper kept each problem's positive:negative ratio between 1:3 and 3:1 (``data.orm_max_ratio``: the larger
 class is cut, seeded, to at most ratio x the smaller; a one-sided problem is left out). OPRM is the union of the
@@ -25,7 +26,7 @@ from typing import Iterable, Iterator
 from e2h.data.rows import normalize_problem_text
 from e2h.data.splits import HeldOut
 from e2h.records import Problem, Sample, StepExample, iter_records
-from e2h.text_format import ends_with_answer, format_prompt, normalize_answer_marker, split_solution
+from e2h.text_format import format_prompt, normalize_answer_marker, split_solution
 
 SOURCE = "orm"
 
@@ -72,12 +73,15 @@ def match_samples(samples: Iterable[Sample], train: list[Problem], held: HeldOut
 
 def grade_pairs(pairs: list[tuple[Sample, Problem]], grading: dict | None = None) -> list[bool]:
     """The grader's verdict (e2h.grading.grade_many, ``grading`` = config.grading.options()) of each sample's
-    answer against its problem's gold answer."""
+    answer (e2h.grading.extract.completion_answer; none = wrong) against its problem's gold answer."""
     from e2h.grading import grade_many
+    from e2h.grading.extract import completion_answer
 
     if not pairs:
         return []
-    verdicts = grade_many([(normalize_answer_marker(s.completion), p.answer) for s, p in pairs], **(grading or {}))
+    # the one answer rule every consumer uses (eval, PPO rewards, the service): the answer step the PRM scores
+    answers = [completion_answer(normalize_answer_marker(s.completion)) for s, _ in pairs]
+    verdicts = grade_many([(a, p.answer) for a, (_, p) in zip(answers, pairs)], **(grading or {}))
     return [bool(v.correct) for v in verdicts]
 
 
@@ -86,8 +90,6 @@ def outcome_example(sample: Sample, problem: Problem, correct: bool) -> StepExam
     steps = split_solution(normalize_answer_marker(sample.completion))
     if not steps:
         return None
-    if not ends_with_answer(steps):
-        correct = False  # no final answer: the grader cannot call it right
     labels: list[float | None] = [None] * (len(steps) - 1) + [1.0 if correct else 0.0]
     return StepExample(id=f"{SOURCE}/{sample.problem_id}/{sample.sample_index}", problem_id=problem.id,
                        problem=problem.problem, steps=steps, labels=labels, level=problem.level, source=SOURCE)
