@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from e2h import curves, rerank
-from e2h.jsonl import RecordError, read_jsonl, write_json
 from e2h.grading.extract import completion_answer
+from e2h.jsonl import RecordError, read_jsonl, write_json
+from e2h.layout import RunLayout
 from e2h.records import EASY_LEVELS, HARD_LEVELS, Sample
 from e2h.text_format import ends_with_answer, split_solution
 
@@ -440,13 +441,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def default_samples_path(config) -> Path:
+    candidates = RunLayout(config).eval_candidates
     if config.eval.samples:
-        return Path(config.eval.samples)
-    for candidate in (config.out_path("scored"), config.out_path("samples")):
+        return candidates[0]
+    for candidate in candidates:
         if candidate.exists():
             return candidate
     raise FileNotFoundError(f"no samples: pass --samples, set eval.samples, or run sampling and scoring into "
-                            f"{config.out_path('scored')}")
+                            f"{candidates[0]}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -454,7 +456,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     samples = Path(args.samples) if args.samples else default_samples_path(config)
-    out_dir = Path(args.out or config.eval.output_dir or config.out_path("eval"))
+    out_dir = Path(args.out) if args.out else RunLayout(config).eval_dir
     metrics = evaluate(config, samples, out_dir)
     counts = metrics["counts"]
     top = metrics["groups"]["split"]

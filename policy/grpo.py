@@ -25,6 +25,7 @@ import types
 from pathlib import Path
 
 from e2h.config import ConfigError, RunConfig, resolve_shipped_file, save_config
+from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.text_format import format_prompt
 from policy.process_reward import PRMStepScorer, RolloutScorer
@@ -110,10 +111,10 @@ def run_grpo(cfg: RunConfig, resume: bool = False) -> dict:
 
     g = cfg.grpo
     policy, prm = start_models(cfg, STAGE)
-    prompts = Path(g.prompts) if g.prompts else cfg.out_path("data", "prompts_train.jsonl")
+    prompts = RunLayout(cfg).grpo_prompts
     if not prompts.is_file():
         raise ConfigError(f"prompt set {prompts} not found: run `e2h data prepare` or set grpo.prompts")
-    out = Path(g.output_dir) if g.output_dir else cfg.out_path(STAGE)
+    out = RunLayout(cfg).grpo
     tokenizer = AutoTokenizer.from_pretrained(policy)
     problems = load_prompt_set(prompts, tokenizer, g.max_prompt_tokens)
 
@@ -137,7 +138,7 @@ def run_grpo(cfg: RunConfig, resume: bool = False) -> dict:
                "output_dir": str(out)}
     if trainer.is_world_process_zero():  # save_model wrote the tokenizer too (it is the processing class)
         save_config(cfg, out)
-        Manifest(cfg.out_path("manifest.json")).mark_done(STAGE, [out / "config.json"], summary=summary)
+        Manifest(RunLayout(cfg).manifest).mark_done(STAGE, [out / "config.json"], summary=summary)
     return summary
 
 

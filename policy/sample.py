@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from e2h.config import ConfigError, RunConfig, save_config
+from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.records import Problem, load_records
 from policy.generator import GenerationParams, Generator
@@ -60,7 +61,7 @@ class SamplingSummary:
 def resolve_model(cfg: RunConfig) -> str:
     if cfg.sample.model:
         return cfg.sample.model
-    sft = Path(cfg.sft.output_dir) if cfg.sft.output_dir else cfg.out_path("sft")
+    sft = RunLayout(cfg).sft_model
     if (sft / "config.json").is_file():
         return str(sft)
     if cfg.policy.path:
@@ -80,12 +81,12 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
 
     start = time.perf_counter()
     model = generator.model_name if generator is not None else resolve_model(cfg)
-    prompts_path = Path(cfg.sample.prompts) if cfg.sample.prompts else cfg.out_path("data", "prompts_test.jsonl")
+    prompts_path = RunLayout(cfg).sample_prompts
     if not prompts_path.is_file():
         raise ConfigError(f"prompt set {prompts_path} not found: run `e2h data prepare` or set sample.prompts=PATH")
     problems = load_records(prompts_path, Problem)[: cfg.sample.limit]
     params = generation_params(cfg)
-    store = ShardStore(cfg.sample.output_dir or cfg.out_path("samples"))
+    store = ShardStore(RunLayout(cfg).samples)
     # one run may sample several pools (test prompts, a PRM-data pool): each gets its own run-manifest entry
     stage = STAGE if not cfg.sample.output_dir else f"{STAGE}/{store.directory.name}"
     store.remove_partial_files()
@@ -136,7 +137,7 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
         progress.close()
 
     rows = sum(store.manifest.entries[s.name]["outputs"][str(store.path(s))]["rows"] for s in shards)
-    Manifest(cfg.out_path("manifest.json")).mark_done(
+    Manifest(RunLayout(cfg).manifest).mark_done(
         stage, [store.directory], model=model, problems=len(problems), samples=rows, shards=len(shards))
     end = time.perf_counter()
     return SamplingSummary(problems=len(problems), samples=rows, shards=len(shards),

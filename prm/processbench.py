@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from e2h.layout import RunLayout
+
 THRESHOLDS = tuple(i / 200 for i in range(1, 200))
 
 
@@ -117,9 +119,9 @@ def run(args) -> int:
     from prm.score import PRMScorer
 
     cfg = config_from_args(args)
-    scorer = PRMScorer(args.model or str(cfg.out_path("prm")), device=cfg.score.device)
+    scorer = PRMScorer(args.model or str(RunLayout(cfg).score_model), device=cfg.score.device)
     report = evaluate(scorer, load_splits(args.splits or cfg.data.processbench, args.limit), args.calibrate_on)
-    output = Path(args.output or cfg.out_path("eval", "processbench.json"))
+    output = Path(args.output or RunLayout(cfg).eval_dir / "processbench.json")
     write_json(output, report)
     for name, m in report.items():
         tag = " (calibration)" if m["calibration"] else ""

@@ -26,6 +26,7 @@ import math
 import os
 from pathlib import Path
 
+from e2h.layout import RunLayout
 from e2h.records import Sample, iter_records, save_records
 from e2h.rerank import AGGREGATIONS, aggregate_steps, select_steps
 from e2h.text_format import STEP_SEPARATOR, ends_with_answer, format_solution, is_answer_step, split_solution
@@ -372,11 +373,11 @@ def run(args) -> int:
     from e2h.config import config_from_args
 
     cfg = config_from_args(args)
-    s = cfg.score
+    s, paths = cfg.score, RunLayout(cfg)
     summary = score_file(
-        model_path=args.model or s.model or str(cfg.out_path("prm")),
-        samples_path=args.samples or s.samples or cfg.out_path("samples"),
-        output_dir=args.output_dir or s.output_dir or cfg.out_path("scored"),
+        model_path=args.model or str(paths.score_model),
+        samples_path=args.samples or paths.score_samples,
+        output_dir=args.output_dir or paths.scored,
         shard_size=s.shard_size, device=s.device, batch_tokens=s.batch_tokens, share_prompt=s.share_prompt,
         num_actors=s.num_actors, cpus_per_actor=s.cpus_per_actor, steps=s.steps,
     )

@@ -36,6 +36,7 @@ from e2h.data.prm800k import RatedStep, iter_rated_steps, prm_examples, sft_exam
 from e2h.data.rows import normalize_problem_text
 from e2h.data.splits import HeldOut, select_levels, split_validation
 from e2h.jsonl import write_json
+from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.records import Problem, SFTExample, StepExample, save_records
 
@@ -44,7 +45,7 @@ OUTPUTS = ("prm_train", "sft_train", "prompts_train", "prompts_validation", "pro
 
 
 def data_dir(cfg: RunConfig) -> Path:
-    return cfg.out_path("data")
+    return RunLayout(cfg).data_dir
 
 
 def output_paths(cfg: RunConfig) -> dict[str, Path]:
@@ -292,7 +293,7 @@ def prepare(cfg: RunConfig, force: bool = False) -> dict:
         bad = [lv for lv in getattr(cfg.data, levels_name) if lv not in (1, 2, 3, 4, 5)]
         if bad:
             raise ConfigError(f"config key 'data.{levels_name}': levels must be 1-5, got {bad}")
-    manifest = Manifest(cfg.out_path("manifest.json"))
+    manifest = Manifest(RunLayout(cfg).manifest)
     key = fingerprint(cfg)
     out = data_dir(cfg)
     if not force and manifest.is_done(STAGE) and manifest.entries[STAGE].get("fingerprint") == key:

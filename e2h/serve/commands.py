@@ -12,6 +12,7 @@ import argparse
 import logging
 
 from e2h.config import RunConfig, ServeSection, add_config_arguments, config_from_args
+from e2h.layout import RunLayout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +27,7 @@ def serve_settings(config: RunConfig) -> ServeSection:
     """The serve section with its defaults resolved (prm_path -> <run.out_dir>/prm, steps -> score.steps)."""
     settings = config.serve.model_copy()
     if settings.prm_path is None:
-        settings.prm_path = str(config.out_path("prm"))
+        settings.prm_path = str(RunLayout(config).serve_prm)
     if settings.steps is None:  # the service aggregates the steps `e2h score` does
         settings.steps = config.score.steps
     return settings

@@ -31,6 +31,7 @@ from typing import Iterator
 
 from e2h.config import RunConfig, add_config_arguments, config_from_args, save_config
 from e2h.jsonl import write_json
+from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.records import Problem, save_records
 from e2h.text_format import STEP_SEPARATOR, format_prompt
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     summary = build(cfg, force=args.force)
-    print(format_summary(summary, str(cfg.out_path())))
+    print(format_summary(summary, str(RunLayout(cfg).root)))
     return 0
 
 
@@ -124,13 +125,13 @@ def build(cfg: RunConfig, force: bool = False) -> dict:
     """Generate and write the world and its tiny models; returns the summary (skips when already done)."""
     from e2h.world import generate_world
 
-    manifest = Manifest(cfg.out_path("manifest.json"))
+    manifest = Manifest(RunLayout(cfg).manifest)
     key = fingerprint(cfg)
     if not force and manifest.is_done(STAGE) and manifest.entries[STAGE].get("fingerprint") == key:
         return {**manifest.entries[STAGE].get("summary", {}), "skipped": True}
     manifest.forget(STAGE)
 
-    world_dir, models_dir = cfg.out_path("world"), cfg.out_path("models")
+    world_dir, models_dir = RunLayout(cfg).path("world"), RunLayout(cfg).path("models")
     splits = generate_world(cfg.world)
     outputs = []
     for name in SPLITS:
