@@ -8,14 +8,18 @@ API (everything a recipe needs, in the order it calls it)::
     micro, accum = training.batch_plan(cfg, dist.world_size)   # global = micro * accum * world_size
     sched = training.schedule(cfg, steps_per_epoch)    # total_steps, warmup_steps (reference convention)
     engine = training.create_engine(model, cfg, dist, sched)   # deepspeed.initialize, trainable params only
-    start = training.resume(engine, out_dir) if args.resume else None   # client_state dict or None
+    key = training.config_hash({...training-relevant config...})   # stored with every checkpoint
+    if training.resume_plan(out_dir, key, fresh=args.fresh, require=args.resume) == "resume":  # the default
+        start = training.resume(engine, out_dir)                 # client_state dict (with "step")
+    with training.GracefulStop() as stop:                         # SIGTERM / SIGUSR1 / $E2H_STOP_FILE
     logger = training.TrainLogger(dist, out_dir, sched.total_steps, initial_step=step)
     for step in range(first, sched.total_steps):
         for indices in training.micro_batches(order_for_step, dist, micro, accum):
             loss = compute_loss(engine, batch(indices))
             engine.backward(loss); engine.step()          # DeepSpeed steps the optimizer every `accum` calls
         logger.log(step + 1, {"loss": training.mean_across_ranks(...)})
-        if due: training.save_checkpoint(engine, out_dir, step + 1, {...}, save_hf)
+        if due: training.save_checkpoint(engine, out_dir, step + 1, {..., "config_hash": key}, save_hf)
+        if stop.requested(): save_checkpoint(...); raise training.Stopped(step + 1, stop.reason)  # collective
     training.save_final(engine, out_dir, save_hf); logger.close()
 
 - ``cfg`` is an :class:`e2h.config.TrainSection` (or a subclass: PRMSection, SFTSection, PPOSection).
@@ -31,15 +35,28 @@ API (everything a recipe needs, in the order it calls it)::
   ``step`` global batches sees exactly the batches the uninterrupted run would have seen.
 - Checkpoints: ``<out>/checkpoints/step-XXXXXXXX/`` holds the DeepSpeed state (optimizer, scheduler, client
   state) plus ``hf/`` weights; ``<out>/checkpoints/latest`` names the newest; the final HF model goes to ``<out>``.
+- Resume is the default: :func:`resume_plan` resumes when ``<out>/checkpoints/latest`` names a checkpoint of the
+  same :func:`config_hash` (written next to it as ``e2h_checkpoint.json``), refuses one of another config (naming
+  both hashes), and starts over with ``fresh`` (the CLI's ``--fresh``: the old checkpoints are deleted).
+- Stopping: :class:`GracefulStop` turns SIGTERM and SIGUSR1 (Slurm's ``--signal``, preemption) or the appearance
+  of the file named by ``$E2H_STOP_FILE`` (the sbatch scripts' relay of ``--signal=B:USR1@120``) into a flag the
+  loop checks after each optimizer step, collectively; the recipe then saves a checkpoint on every rank and
+  raises :class:`Stopped`, which the CLI turns into exit code :data:`EXIT_STOPPED` (75, EX_TEMPFAIL: "saved,
+  run me again"). The next run with the same config resumes at the saved step.
 - Logs: TensorBoard scalars under ``<out>/tensorboard`` and ``<out>/train_log.jsonl`` (rank 0), tqdm on rank 0.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import os
+import shutil
+import signal
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -335,6 +352,10 @@ def save_checkpoint(engine, out_dir: str | os.PathLike, step: int, client_state:
     state = consolidated_state_dict(engine) if save_hf else None
     if save_hf and engine.global_rank == 0:
         save_hf(state, root / tag / "hf")
+    if engine.global_rank == 0 and "config_hash" in client_state:  # before DeepSpeed's 'latest' names the tag
+        (root / tag).mkdir(parents=True, exist_ok=True)
+        (root / tag / CHECKPOINT_META).write_text(json.dumps({"config_hash": client_state["config_hash"],
+                                                               "step": step}) + "\n", encoding="utf-8")
     barrier()
     engine.save_checkpoint(str(root), tag=tag, client_state={**client_state, "step": step},
                            exclude_frozen_parameters=trainable_only)
@@ -440,3 +461,153 @@ def read_train_log(out_dir: str | os.PathLike) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# --- resume by default, config hashes, stopping on a signal ----------------------------------------------------
+
+EXIT_STOPPED = 75  # EX_TEMPFAIL: stopped by a signal after saving a checkpoint; the same command resumes
+STOP_SIGNALS = ("SIGTERM", "SIGUSR1")
+STOP_FILE_ENV = "E2H_STOP_FILE"  # a path: when it exists, stop as on a signal (launch/common.sh relays USR1)
+CHECKPOINT_META = "e2h_checkpoint.json"
+# TrainSection keys that do not change the trained weights: a resubmit may change them and still resume
+NOT_TRAINING_KEYS = frozenset({"checkpoint_every", "eval_every", "log_every", "output_dir", "data", "report_to",
+                               "processbench_eval_size", "preflight_limit", "validate_every"})
+
+
+def config_hash(payload: dict) -> str:
+    """A short, stable hash of what decides a run's weights (config values, data checksums, start models)."""
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def training_keys(section) -> dict:
+    """A config section as JSON, without :data:`NOT_TRAINING_KEYS` (paths, logging and checkpoint cadence)."""
+    return {k: v for k, v in section.model_dump(mode="json").items() if k not in NOT_TRAINING_KEYS}
+
+
+class CheckpointMismatch(RuntimeError):
+    """The run directory holds a checkpoint of another config."""
+
+
+def checkpoint_meta(out_dir: str | os.PathLike) -> tuple[str, dict] | None:
+    """(tag, {"config_hash", "step"}) of the checkpoint 'latest' names, or None when there is none."""
+    root = checkpoint_root(out_dir)
+    if not (root / "latest").exists():
+        return None
+    tag = (root / "latest").read_text(encoding="utf-8").strip()
+    path = root / tag / CHECKPOINT_META
+    meta = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return tag, meta
+
+
+def resume_plan(out_dir: str | os.PathLike, key: str, fresh: bool = False, require: bool = False) -> str:
+    """"resume" or "fresh": resume when the newest checkpoint has config hash ``key``; a checkpoint of another
+    config is an error naming both hashes (``fresh`` starts over instead); ``require`` (--resume) makes a missing
+    checkpoint an error. Reads only; :func:`start_fresh` deletes."""
+    if fresh and require:
+        raise ValueError("--resume and --fresh contradict each other")
+    if fresh:
+        return "fresh"
+    found = checkpoint_meta(out_dir)
+    if found is None:
+        if require:
+            raise FileNotFoundError(f"--resume: no checkpoint in {checkpoint_root(out_dir)} to resume from")
+        return "fresh"
+    tag, meta = found
+    saved = meta.get("config_hash")
+    if saved != key:
+        raise CheckpointMismatch(
+            f"{checkpoint_root(out_dir)}/{tag} was written by a run of config hash "
+            f"{saved or 'unknown (saved before e2h recorded config hashes)'}, this run's config hash is {key}: "
+            f"rerun with the config that wrote it to resume, pass --fresh to delete its checkpoints and start "
+            f"over, or choose another output directory")
+    return "resume"
+
+
+def start_fresh(out_dir: str | os.PathLike, dist: DistContext) -> None:
+    """Delete ``<out>/checkpoints`` and the train log (rank 0; every rank waits)."""
+    if dist.is_main:
+        shutil.rmtree(checkpoint_root(out_dir), ignore_errors=True)
+        (Path(out_dir) / "train_log.jsonl").unlink(missing_ok=True)
+    barrier()
+
+
+def truncate_train_log(out_dir: str | os.PathLike, step: int) -> None:
+    """Drop log rows after ``step`` (written after the checkpoint a killed run resumes from), so the resumed run
+    does not log those steps twice. Rank 0 only."""
+    path = Path(out_dir) / "train_log.jsonl"
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in rows), encoding="utf-8")
+
+
+class Stopped(Exception):
+    """Raised by a recipe after it saved a checkpoint because :class:`GracefulStop` fired."""
+
+    def __init__(self, step: int, reason: str, out_dir: str | os.PathLike):
+        super().__init__(f"stopped by {reason} after step {step}: checkpoint saved in {checkpoint_root(out_dir)}; "
+                         f"the same command resumes from it")
+        self.step, self.reason, self.out_dir = step, reason, Path(out_dir)
+
+
+class GracefulStop:
+    """A flag set by SIGTERM / SIGUSR1 (or by the file ``$E2H_STOP_FILE`` appearing). Use as a context manager
+    around the training loop (handlers installed in the main thread, the previous ones restored on exit) and
+    call :meth:`requested` after each optimizer step on every rank: it is collective (any rank's flag stops all),
+    so every rank reaches the checkpoint save together."""
+
+    def __init__(self):
+        self.reason: str | None = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "GracefulStop":
+        if threading.current_thread() is threading.main_thread():
+            for name in STOP_SIGNALS:
+                sig = getattr(signal, name)
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.reason is None:
+            self.reason = signal.Signals(signum).name
+            print(f"e2h: {self.reason} received: saving a checkpoint after this optimizer step, then exiting "
+                  f"(exit code {EXIT_STOPPED}; the same command resumes)", file=sys.stderr, flush=True)
+
+    def local(self) -> bool:
+        """This process's flag (no communication)."""
+        if self.reason is None:
+            path = os.environ.get(STOP_FILE_ENV)
+            if path and os.path.exists(path):
+                self.reason = f"stop file {path}"
+        return self.reason is not None
+
+    def requested(self) -> bool:
+        """True on every rank when any rank was asked to stop (an all-reduce when distributed)."""
+        flagged = sum_across_ranks([1.0 if self.local() else 0.0])[0] > 0
+        if flagged and self.reason is None:
+            self.reason = "another rank's signal"
+        return flagged
+
+
+def add_resume_arguments(parser) -> None:
+    """--fresh and --resume, the same for every trainer (resume is the default)."""
+    parser.add_argument("--fresh", action="store_true",
+                        help="delete the output's checkpoints and train from step 0 (default: resume from the "
+                             "newest checkpoint of the same config hash; one of another config is an error)")
+    parser.add_argument("--resume", action="store_true",
+                        help="require a checkpoint to resume from (an error when there is none); resuming is the "
+                             "default anyway")
+
+
+def report_stopped(err: Stopped) -> int:
+    """The CLI's answer to :class:`Stopped`: a message on rank 0 and :data:`EXIT_STOPPED`."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"e2h: {err}", file=sys.stderr, flush=True)
+    return EXIT_STOPPED

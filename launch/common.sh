@@ -396,8 +396,9 @@ e2h_slurm_deepspeed_job() {
       --timeout "${E2H_DOCTOR_TIMEOUT:-120}"
   fi
   e2h_cli_args "$cmd"
+  e2h_stop_relay
   if [[ $LAUNCHER == torchrun ]]; then
-    e2h_run "${srun_cmd[@]}" "${torchrun_cmd[@]}" "${E2H_CLI[@]}"
+    e2h_run_relayed "${srun_cmd[@]}" "${torchrun_cmd[@]}" "${E2H_CLI[@]}"
   else
     # deepspeed's own launcher reads the hostfile; --no_ssh starts it once per node (srun does the spreading, no
     # pdsh or ssh keys needed) and each copy learns its node rank from Slurm.
@@ -406,8 +407,51 @@ e2h_slurm_deepspeed_job() {
     e2h_write_hostfile "$hostfile" "$gpus"
     local ds_cmd
     ds_cmd="exec $(e2h_deepspeed_args "$hostfile" "\$SLURM_NODEID" "$MASTER_NODE" "$port")"
-    e2h_run "${srun_cmd[@]}" bash -c "$ds_cmd"
+    e2h_run_relayed "${srun_cmd[@]}" bash -c "$ds_cmd"
   fi
+}
+
+# Resume on requeue (issue #21 item 1). `#SBATCH --signal=B:USR1@120` sends USR1 to this batch shell only: sent
+# to the job step it would reach torchrun / the deepspeed launcher, which die on USR1 (torchrun handles only
+# TERM/INT/HUP/QUIT) and take the ranks with them before they save. So the shell relays it: its trap creates
+# $E2H_STOP_FILE (on the shared disk, inherited by every rank through srun and the launcher), every rank checks
+# it after each optimizer step (e2h.training.GracefulStop), all save a checkpoint and exit 75; the shell then
+# runs `scontrol requeue`, and the requeued job (same id) resumes from that checkpoint: resume is the default.
+# Preemption's SIGTERM reaches the ranks directly and they save the same way (torchrun waits 30 s for them).
+E2H_STOP_REQUESTED=0
+e2h_stop_relay() {
+  local dir
+  dir=$(e2h_launch_dir)
+  export E2H_STOP_FILE=$dir/stop
+  [[ "${DRY_RUN:-0}" != 1 ]] || return 0
+  mkdir -p "$dir" && rm -f "$E2H_STOP_FILE"  # a requeued job starts without the last run's request
+  trap e2h_request_stop USR1
+}
+
+e2h_request_stop() {
+  E2H_STOP_REQUESTED=1 E2H_WAIT_INTERRUPTED=1
+  e2h_log "USR1: asking the trainers to save a checkpoint and stop ($E2H_STOP_FILE)"
+  : > "$E2H_STOP_FILE"
+}
+
+# e2h_run for the trainer: in the background with a wait loop, so the USR1 trap runs while it trains; after a
+# relayed stop the job requeues itself.
+e2h_run_relayed() {
+  e2h_show "" "$@"
+  if [[ "${DRY_RUN:-0}" == 1 ]]; then return 0; fi
+  "$@" &
+  local pid=$! rc
+  while :; do
+    E2H_WAIT_INTERRUPTED=0
+    rc=0
+    wait "$pid" || rc=$?  # (set -e: a failing wait must not end the script here)
+    (( rc > 128 && E2H_WAIT_INTERRUPTED == 1 )) || break  # else the trap cut the wait short: wait again
+  done
+  if [[ $E2H_STOP_REQUESTED == 1 && -n ${SLURM_JOB_ID:-} ]]; then
+    e2h_log "trainer stopped (exit $rc) after saving a checkpoint: requeueing job $SLURM_JOB_ID to resume"
+    scontrol requeue "$SLURM_JOB_ID"
+  fi
+  return "$rc"
 }
 
 # DeepSpeed's launcher on one node of several (a shell string; RANK may be "$SLURM_NODEID", expanded by that node's

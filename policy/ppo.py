@@ -1,6 +1,7 @@
 """``e2h ppo``: PPO with process rewards (reference §4): DeepSpeed actor and critic, vLLM rollouts.
 
-    e2h ppo -c configs/demo.yaml                        # one process; --resume continues from the newest checkpoint
+    e2h ppo -c configs/demo.yaml                        # one process; resumes from the newest checkpoint if any
+    e2h ppo -c configs/demo.yaml --fresh                # delete the output's checkpoints, start at step 0
     torchrun --nproc_per_node 8 -m policy.ppo -c configs/llemma-7b-prm800k-level1-3.yaml
 
 Models: the actor starts from the SFT checkpoint (``ppo.policy_path``, default ``<run>/sft``) and a frozen copy of
@@ -24,8 +25,10 @@ One PPO step::
 Every ``validate_every`` steps (and before the first and after the last) the policy answers the validation set
 greedily; the best validation accuracy's weights are kept in ``<out>/best`` (checkpoint selection as in the
 reference); the last weights go to ``<out>``. TensorBoard scalars: reward parts, KL, accuracy, clip fractions,
-losses, lr. Checkpoints (both engines, DeepSpeed state) every ``checkpoint_every`` PPO steps; ``--resume``
-continues from the newest with the same step count, data order and best-so-far.
+losses, lr. Checkpoints (both engines, DeepSpeed state) every ``checkpoint_every`` PPO steps. Resume is the
+default: a run whose output holds a checkpoint of the same config hash (:func:`ppo_config_hash`) continues from it
+with the same step count, data order and best-so-far; one of another config is an error naming both hashes;
+``--fresh`` starts over. SIGTERM / SIGUSR1 save both engines after the current PPO step and exit with code 75.
 
 Departures from the reference, on purpose: whitening statistics and losses cover real response tokens only (the
 reference also averages over padding); step boundaries come from tokenizer offsets (any tokenizer) instead of
@@ -150,8 +153,24 @@ def validate(generator, tokenizer, problems: list[Problem], max_tokens: int, tim
     return out
 
 
-def run_ppo(cfg: RunConfig, resume: bool = False, generator=None) -> dict:
-    """Train; returns a summary. ``generator``: reuse a rollout engine (tests) built on ``ppo.policy_path``."""
+def ppo_config_hash(cfg: RunConfig, paths: PPOPaths) -> str:
+    """What decides the trained policy: the ppo section less paths, logging, checkpoint/validation cadence and
+    where rollouts run; the start models; the prompts' checksum; the grading mode and train levels (rewards)."""
+    from e2h import training
+    from e2h.manifest import file_checksum
+
+    placement = {"rollout_backend", "rollout_actors", "rollout_cpus_per_actor", "rollout_gpus_per_actor",
+                 "kv_cache_gib", "forward_batch_size", "validation_prompts", "validation_size", "prompts"}
+    section = {k: v for k, v in training.training_keys(cfg.ppo).items() if k not in placement}
+    return training.config_hash({"ppo": section, "policy": paths.policy, "prm": paths.prm,
+                                 "prompts": file_checksum(paths.prompts),
+                                 "grading": cfg.grading.model_dump(mode="json"), "train_levels": cfg.data.train_levels})
+
+
+def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = False) -> dict:
+    """Train; returns a summary. ``generator``: reuse a rollout engine (tests) built on ``ppo.policy_path``.
+    Resumes from the output's checkpoints of the same config hash by default; ``fresh`` deletes them first,
+    ``resume`` requires one. Raises :class:`e2h.training.Stopped` after saving when SIGTERM/SIGUSR1 arrive."""
     import numpy as np
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -164,6 +183,8 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None) -> dict:
 
     p = cfg.ppo
     paths = ppo_paths(cfg)
+    config_key = ppo_config_hash(cfg, paths)
+    plan = training.resume_plan(paths.out, config_key, fresh=fresh, require=resume)  # before any model is built
     start_time = time.perf_counter()
     if p.rollout_batch_size % p.step_batch_size:
         raise ConfigError(f"ppo.rollout_batch_size {p.rollout_batch_size} is not a multiple of ppo.step_batch_size "
@@ -181,6 +202,8 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None) -> dict:
     if own_generator:
         generator = build_generator(p.rollout_backend, paths.policy, cfg)
     dist = training.init_distributed()
+    if plan == "fresh":
+        training.start_fresh(paths.out, dist)
     device = dist.device
     if p.rollout_batch_size % dist.world_size:
         raise ConfigError(f"ppo.rollout_batch_size must be a multiple of the {dist.world_size} processes")
@@ -216,20 +239,21 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None) -> dict:
     out = paths.out
     first, best = 0, {"accuracy": -1.0, "step": -1}
     history: list[dict] = []
-    if resume:
+    if plan == "resume":
         client = training.resume(actor_engine, out)
-        if client is not None:
-            critic_client = training.resume(critic_engine, out / "critic")
-            if critic_client is None or critic_client["step"] != client["step"]:
-                raise RuntimeError(f"{out}: actor and critic checkpoints are at different steps")
-            first, best, history = int(client["step"]), client["best"], client.get("validation", [])
-            generator.load_weights(actor_state_dict(actor_engine))
+        critic_client = training.resume(critic_engine, out / "critic")
+        if client is None or critic_client is None or critic_client["step"] != client["step"]:
+            raise RuntimeError(f"{out}: actor and critic checkpoints are at different steps")
+        first, best, history = int(client["step"]), client["best"], client.get("validation", [])
+        generator.load_weights(actor_state_dict(actor_engine))
     if first == 0 and not own_generator:
         generator.load_weights(actor_state_dict(actor_engine))  # a reused engine may hold other weights
     if dist.is_main:
         save_config(cfg, out)
         if first == 0:
             (out / "train_log.jsonl").unlink(missing_ok=True)
+        else:
+            training.truncate_train_log(out, first)  # rows a killed run wrote after its last checkpoint
     logger = training.TrainLogger(dist, out, p.total_steps, initial_step=first, desc="ppo")
     max_tokens = min(p.max_new_tokens, p.max_model_len - p.max_prompt_tokens)
     sample_params = GenerationParams(n=1, temperature=p.temperature, max_tokens=max_tokens)
@@ -251,104 +275,116 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None) -> dict:
 
     if first == 0:
         run_validation(0)
-    for step in range(first, p.total_steps):
-        # --- rollouts -------------------------------------------------------------------------------------------
-        indices = training.global_batch(step, len(problems), steps_per_epoch, p.rollout_batch_size, p.seed)
-        batch_problems = [problems[i] for i in indices[dist.rank::dist.world_size]]
-        prompts = [format_prompt(q.problem) for q in batch_problems]
-        completions = generator.generate(prompts, sample_params,
-                                         seeds=[request_seed(p.seed, f"{step}/{q.id}") for q in batch_problems])
-        pairs, texts, offsets = [], [], []
-        for prompt, comp in zip(prompts, completions):
-            ids = list(comp[0].token_ids) or [tokenizer.eos_token_id]
-            text, offs = response_offsets(tokenizer, ids)
-            pairs.append((tokenizer(prompt)["input_ids"], ids))
-            texts.append(text)
-            offsets.append(offs)
-        parts = scorer.score(prompts, texts, offsets, [len(ids) for _, ids in pairs],
-                             [q.answer for q in batch_problems], [q.level for q in batch_problems])
-        batch = pad_rollouts(pairs, pad_id)
-        score = torch.zeros(len(batch), batch.response_width)
-        for row, part in enumerate(parts):
-            dense = part.dense()
-            if p.process_reward_placement == "terminal":
-                dense = np.eye(len(dense))[-1] * dense.sum()
-            score[row, :len(dense)] = torch.tensor(dense, dtype=torch.float32)
+    with training.GracefulStop() as stop:  # SIGTERM / SIGUSR1: save both engines after this step, exit
+        for step in range(first, p.total_steps):
+            # --- rollouts -------------------------------------------------------------------------------------------
+            indices = training.global_batch(step, len(problems), steps_per_epoch, p.rollout_batch_size, p.seed)
+            batch_problems = [problems[i] for i in indices[dist.rank::dist.world_size]]
+            prompts = [format_prompt(q.problem) for q in batch_problems]
+            completions = generator.generate(prompts, sample_params,
+                                             seeds=[request_seed(p.seed, f"{step}/{q.id}") for q in batch_problems])
+            pairs, texts, offsets = [], [], []
+            for prompt, comp in zip(prompts, completions):
+                ids = list(comp[0].token_ids) or [tokenizer.eos_token_id]
+                text, offs = response_offsets(tokenizer, ids)
+                pairs.append((tokenizer(prompt)["input_ids"], ids))
+                texts.append(text)
+                offsets.append(offs)
+            parts = scorer.score(prompts, texts, offsets, [len(ids) for _, ids in pairs],
+                                 [q.answer for q in batch_problems], [q.level for q in batch_problems])
+            batch = pad_rollouts(pairs, pad_id)
+            score = torch.zeros(len(batch), batch.response_width)
+            for row, part in enumerate(parts):
+                dense = part.dense()
+                if p.process_reward_placement == "terminal":
+                    dense = np.eye(len(dense))[-1] * dense.sum()
+                score[row, :len(dense)] = torch.tensor(dense, dtype=torch.float32)
 
-        # --- log-probabilities, values, KL, advantages ----------------------------------------------------------
-        actor_engine.module.eval()
-        critic_engine.module.eval()
-        fwd = p.forward_batch_size
-        old_logprobs = batched(lambda b: response_logprobs(actor_engine.module, b.to(device), p.temperature),
-                               batch, fwd)
-        ref_logprobs = batched(lambda b: response_logprobs(reference, b.to(device), p.temperature), batch, fwd)
-        old_values = batched(lambda b: response_values(critic_engine.module, b.to(device)), batch, fwd)
-        mask = batch.mask
-        kl = torch.clamp(old_logprobs - ref_logprobs, min=0.0) * mask
-        rewards = (score - p.kl_coef * kl) * mask
-        shaped = masked_whiten(rewards, mask, shift_mean=False) if p.whiten_rewards else \
-            rewards * p.unwhitened_reward_scale
-        advantages, returns = gae(shaped, old_values, mask, gamma=p.gamma, lam=p.lam)
-        advantages = masked_whiten(advantages, mask, shift_mean=True)
+            # --- log-probabilities, values, KL, advantages ----------------------------------------------------------
+            actor_engine.module.eval()
+            critic_engine.module.eval()
+            fwd = p.forward_batch_size
+            old_logprobs = batched(lambda b: response_logprobs(actor_engine.module, b.to(device), p.temperature),
+                                   batch, fwd)
+            ref_logprobs = batched(lambda b: response_logprobs(reference, b.to(device), p.temperature), batch, fwd)
+            old_values = batched(lambda b: response_values(critic_engine.module, b.to(device)), batch, fwd)
+            mask = batch.mask
+            kl = torch.clamp(old_logprobs - ref_logprobs, min=0.0) * mask
+            rewards = (score - p.kl_coef * kl) * mask
+            shaped = masked_whiten(rewards, mask, shift_mean=False) if p.whiten_rewards else \
+                rewards * p.unwhitened_reward_scale
+            advantages, returns = gae(shaped, old_values, mask, gamma=p.gamma, lam=p.lam)
+            advantages = masked_whiten(advantages, mask, shift_mean=True)
 
-        # --- PPO updates ----------------------------------------------------------------------------------------
-        actor_engine.module.train()
-        critic_engine.module.train()
-        order_rng = random.Random(p.seed * 1_000_003 + step)
-        stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "clipfrac", "approx_kl", "value_loss",
-                                                        "value_clipfrac")}
-        per_rank = p.step_batch_size // dist.world_size
-        for _ in range(p.ppo_epochs):
-            order = list(range(len(batch)))
-            order_rng.shuffle(order)
-            for start in range(0, len(order), per_rank):
-                for mb_start in range(start, start + per_rank, micro):
-                    rows = order[mb_start:mb_start + micro]
-                    mb = batch.select(rows).to(device)
-                    width = mb.response_width
-                    sel = torch.tensor(rows)
-                    take = (lambda t: t[sel, :width].to(device))
-                    logp = response_logprobs(actor_engine, mb, p.temperature)
-                    loss, pstats = policy_loss(logp, take(old_logprobs), take(advantages), mb.mask, clip=p.clip_ratio)
-                    actor_engine.backward(loss)
-                    actor_engine.step()
-                    vpred = response_values(critic_engine, mb)
-                    vloss, vstats = value_loss(vpred, take(old_values), take(returns), mb.mask, clip=p.value_clip)
-                    critic_engine.backward(p.vf_coef * vloss)
-                    critic_engine.step()
-                    for key, value in (("policy_loss", loss.item()), ("clipfrac", pstats["clipfrac"]),
-                                       ("approx_kl", pstats["approx_kl"]), ("value_loss", vloss.item()),
-                                       ("value_clipfrac", vstats["clipfrac"])):
-                        stats[key].append(value)
-        generator.load_weights(actor_state_dict(actor_engine))
+            # --- PPO updates ----------------------------------------------------------------------------------------
+            actor_engine.module.train()
+            critic_engine.module.train()
+            order_rng = random.Random(p.seed * 1_000_003 + step)
+            stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "clipfrac", "approx_kl", "value_loss",
+                                                            "value_clipfrac")}
+            per_rank = p.step_batch_size // dist.world_size
+            for _ in range(p.ppo_epochs):
+                order = list(range(len(batch)))
+                order_rng.shuffle(order)
+                for start in range(0, len(order), per_rank):
+                    for mb_start in range(start, start + per_rank, micro):
+                        rows = order[mb_start:mb_start + micro]
+                        mb = batch.select(rows).to(device)
+                        width = mb.response_width
+                        sel = torch.tensor(rows)
+                        take = (lambda t: t[sel, :width].to(device))
+                        logp = response_logprobs(actor_engine, mb, p.temperature)
+                        loss, pstats = policy_loss(logp, take(old_logprobs), take(advantages), mb.mask,
+                                                   clip=p.clip_ratio)
+                        actor_engine.backward(loss)
+                        actor_engine.step()
+                        vpred = response_values(critic_engine, mb)
+                        vloss, vstats = value_loss(vpred, take(old_values), take(returns), mb.mask, clip=p.value_clip)
+                        critic_engine.backward(p.vf_coef * vloss)
+                        critic_engine.step()
+                        for key, value in (("policy_loss", loss.item()), ("clipfrac", pstats["clipfrac"]),
+                                           ("approx_kl", pstats["approx_kl"]), ("value_loss", vloss.item()),
+                                           ("value_clipfrac", vstats["clipfrac"])):
+                            stats[key].append(value)
+            generator.load_weights(actor_state_dict(actor_engine))
 
-        # --- logging, validation, checkpoints -------------------------------------------------------------------
-        n = len(parts)
-        lengths = mask.sum(1)
-        scalars = {
-            "reward/total": float(rewards.sum(1).mean()),  # score + KL penalty per rollout: the training reward
-            "reward/score": float(score.sum(1).mean()),
-            "reward/terminal": sum(r.terminal for r in parts) / n,
-            "reward/answer": sum(r.answer for r in parts) / n,
-            "reward/format_penalty": sum(r.penalty for r in parts) / n,
-            "reward/process": sum(r.process_sum for r in parts) / n,
-            "reward/steps": sum(len(r.step_probs) for r in parts) / n,
-            "reward/step_prob_min": float(np.mean([min(r.step_probs) if r.step_probs else 0.0 for r in parts])),
-            "kl/sum_per_rollout": float(kl.sum(1).mean()),
-            "kl/per_token": float(kl.sum() / mask.sum()),
-            "accuracy/train": sum(r.correct for r in parts) / n,
-            "response_tokens": float(lengths.mean()),
-            "lr": training.current_lr(actor_engine),
-            **{f"ppo/{k}": float(np.mean(v)) for k, v in stats.items() if v},
-        }
-        scalars = {k: training.mean_across_ranks(v) for k, v in scalars.items()}
-        logger.log(step + 1, scalars)
-        if p.validate_every and (step + 1) % p.validate_every == 0 or step + 1 == p.total_steps:
-            run_validation(step + 1)
-        if p.checkpoint_every and (step + 1) % p.checkpoint_every == 0 and step + 1 < p.total_steps:
-            client = {"best": best, "validation": history}
-            training.save_checkpoint(actor_engine, out, step + 1, client)
-            training.save_checkpoint(critic_engine, out / "critic", step + 1, client)
+            # --- logging, validation, checkpoints -------------------------------------------------------------------
+            n = len(parts)
+            lengths = mask.sum(1)
+            scalars = {
+                "reward/total": float(rewards.sum(1).mean()),  # score + KL penalty per rollout: the training reward
+                "reward/score": float(score.sum(1).mean()),
+                "reward/terminal": sum(r.terminal for r in parts) / n,
+                "reward/answer": sum(r.answer for r in parts) / n,
+                "reward/format_penalty": sum(r.penalty for r in parts) / n,
+                "reward/process": sum(r.process_sum for r in parts) / n,
+                "reward/steps": sum(len(r.step_probs) for r in parts) / n,
+                "reward/step_prob_min": float(np.mean([min(r.step_probs) if r.step_probs else 0.0 for r in parts])),
+                "kl/sum_per_rollout": float(kl.sum(1).mean()),
+                "kl/per_token": float(kl.sum() / mask.sum()),
+                "accuracy/train": sum(r.correct for r in parts) / n,
+                "response_tokens": float(lengths.mean()),
+                "lr": training.current_lr(actor_engine),
+                **{f"ppo/{k}": float(np.mean(v)) for k, v in stats.items() if v},
+            }
+            scalars = {k: training.mean_across_ranks(v) for k, v in scalars.items()}
+            logger.log(step + 1, scalars)
+            if p.validate_every and (step + 1) % p.validate_every == 0 or step + 1 == p.total_steps:
+                run_validation(step + 1)
+            client = {"best": best, "validation": history, "config_hash": config_key}
+            saved = p.checkpoint_every and (step + 1) % p.checkpoint_every == 0 and step + 1 < p.total_steps
+            if saved:
+                training.save_checkpoint(actor_engine, out, step + 1, client)
+                training.save_checkpoint(critic_engine, out / "critic", step + 1, client)
+            if step + 1 < p.total_steps and stop.requested():  # collective: every rank saves, then every rank leaves
+                if not saved:
+                    training.save_checkpoint(actor_engine, out, step + 1, client)
+                    training.save_checkpoint(critic_engine, out / "critic", step + 1, client)
+                logger.close()
+                training.barrier()
+                if own_generator:
+                    generator.close()
+                raise training.Stopped(step + 1, stop.reason, out)
 
     training.save_final(actor_engine, out, save_actor)
     training.save_final(critic_engine, out / "critic", save_critic)
@@ -370,13 +406,20 @@ def add_arguments(parser) -> None:
     from e2h.config import add_config_arguments
 
     add_config_arguments(parser)
-    parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the output")
+    from e2h import training
+
+    training.add_resume_arguments(parser)
 
 
 def run(args) -> int:
     from e2h.config import config_from_args
 
-    summary = run_ppo(config_from_args(args), resume=args.resume)
+    from e2h import training
+
+    try:
+        summary = run_ppo(config_from_args(args), resume=args.resume, fresh=args.fresh)
+    except training.Stopped as err:  # SIGTERM / SIGUSR1: checkpoint saved, exit 75 so a requeue resumes
+        return training.report_stopped(err)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"ppo: {summary['steps']} steps (resumed at {summary['resumed_from_step']}), training reward "
               f"{summary['first_reward']:.3f} -> {summary['last_reward']:.3f}, best validation accuracy "

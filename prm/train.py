@@ -2,12 +2,17 @@
 
     e2h train-prm -c configs/demo.yaml                                   # one process (CPU: gloo, fp32)
     torchrun --nproc_per_node 2 -m prm.train -c configs/demo.yaml        # N processes, ZeRO from prm.deepspeed_config
-    e2h train-prm -c configs/demo.yaml --resume                          # continue from <out>/checkpoints/latest
+    e2h train-prm -c configs/demo.yaml --fresh                           # delete the checkpoints, start over
+
+Resume is the default: a run whose output holds a checkpoint of the same config hash (the ``prm`` section less
+paths/logging/checkpoint cadence, the data file's checksum, the backbone, the seed) continues from it; one of
+another config is an error naming both hashes. SIGTERM / SIGUSR1 (Slurm's ``--signal``, preemption) save a
+checkpoint after the current optimizer step and exit with code 75 (e2h.training.Stopped); rerunning resumes.
 
 Data: StepExample JSONL (``prm.data``, default ``<run>/data/prm_train.jsonl``). PRM, ORM and OPRM differ only
 in that data (``prm.kind`` is recorded in the saved model). Backbone: ``prm_backbone.path`` (a causal LM folder).
 Output: ``<run>/prm`` (HF weights + tokenizer + prm_config.json + a model card, README.md: prm/model_card.py),
-``checkpoints/`` (DeepSpeed state for --resume), ``tensorboard/``, ``train_log.jsonl``. The folder loads with
+``checkpoints/`` (DeepSpeed state, resumed by default), ``tensorboard/``, ``train_log.jsonl``. The folder loads with
 plain transformers too (``AutoModelForTokenClassification``, ``pipeline("token-classification")``: two labels,
 p("correct") is the step score; prm/model.py).
 """
@@ -81,14 +86,30 @@ def resolve_paths(cfg: RunConfig, data: str | None, output_dir: str | None, back
     return data_path, out, backbone_path
 
 
+def prm_config_hash(cfg: RunConfig, data_path: Path, backbone_path: str) -> str:
+    """What decides the trained PRM: the prm section (less paths, logging, checkpoint cadence), the data's
+    checksum, the backbone and the seed. Stored with each checkpoint; resume needs the same hash."""
+    from e2h.manifest import file_checksum
+
+    return training.config_hash({"prm": training.training_keys(cfg.prm), "data": file_checksum(data_path),
+                                 "backbone": str(backbone_path), "seed": cfg.run.seed})
+
+
 def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = None, backbone: str | None = None,
-              resume: bool = False, max_steps: int | None = None) -> dict:
+              resume: bool = False, max_steps: int | None = None, fresh: bool = False) -> dict:
+    """Train, resuming from ``<out>/checkpoints`` when they hold this config's checkpoint (the default);
+    ``fresh`` deletes them first, ``resume`` requires one. Raises :class:`e2h.training.Stopped` after saving when
+    SIGTERM/SIGUSR1 arrive."""
     import torch
     from transformers import AutoTokenizer
 
     pcfg = cfg.prm
     data_path, out, backbone_path = resolve_paths(cfg, data, output_dir, backbone)
+    key = prm_config_hash(cfg, data_path, backbone_path)
+    plan = training.resume_plan(out, key, fresh=fresh, require=resume)  # before any model is built
     dist = training.init_distributed()
+    if plan == "fresh":
+        training.start_fresh(out, dist)
     torch.manual_seed(cfg.run.seed)
 
     # 1. model and tokenizer: fresh zero head on the backbone; the paper freezes embeddings and norms
@@ -117,17 +138,21 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
     sched = training.schedule(pcfg, len(encoded) // pcfg.global_batch_size)
     engine = training.create_engine(model, pcfg, dist, sched)
     start_step = 0
-    if resume:
+    if plan == "resume":
         state = training.resume(engine, out, trainable_only=lora)
-        if state is not None:
-            start_step = int(state["step"])
-            if state.get("num_examples") != len(encoded):
-                raise RuntimeError(f"--resume: the checkpoint was trained on {state.get('num_examples')} examples, "
-                                   f"the data now has {len(encoded)}")
+        if state is None:
+            raise RuntimeError(f"{training.checkpoint_root(out)}: the checkpoint vanished while loading")
+        start_step = int(state["step"])
+        if state.get("num_examples") != len(encoded):
+            raise RuntimeError(f"resume: the checkpoint was trained on {state.get('num_examples')} examples, "
+                               f"the data now has {len(encoded)}")
     stop_step = sched.total_steps if max_steps is None else min(sched.total_steps, max_steps)
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out, "train_config.yaml")
+        training.truncate_train_log(out, start_step)  # rows a killed run wrote after its last checkpoint
+        if start_step:
+            log.info("resuming from step %d (config hash %s)", start_step, key)
         log.info("PRM data: %d train (%d dropped as too long, %d preflighted), %d eval; %d steps, micro %d x "
                  "accum %d x %d ranks", len(encoded), dropped, checked, len(eval_encoded), sched.total_steps,
                  micro, accum, dist.world_size)
@@ -135,40 +160,48 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
     def save_hf(state_dict, folder):
         model.save_pretrained(folder, tokenizer=tokenizer, state_dict=state_dict)
 
-    client = {"num_examples": len(encoded), "seed": cfg.run.seed}
+    client = {"num_examples": len(encoded), "seed": cfg.run.seed, "config_hash": key}
     logger = training.TrainLogger(dist, out, sched.total_steps, initial_step=start_step, desc="train-prm")
     engine.train()
     last = {}
-    for step in range(start_step, stop_step):
-        began = time.perf_counter()
-        indices = training.global_batch(step, len(encoded), sched.steps_per_epoch, pcfg.global_batch_size,
-                                        cfg.run.seed)
-        loss_sum, tokens, correct, total = 0.0, 0, 0, 0
-        for mb in training.micro_batches(indices, dist, micro, accum, lengths):
-            batch = {k: v.to(dist.device) for k, v in collate([encoded[i] for i in mb], pad_id).items()}
-            check_batch(batch["weights"], where=f"step {step + 1}")
-            logits, _ = engine(batch["input_ids"], attention_mask=batch["attention_mask"])
-            loss = pointwise_loss(logits, batch["labels"], batch["weights"])
-            engine.backward(loss)
-            engine.step()
-            loss_sum += float(loss.detach())
-            tokens += int(batch["attention_mask"].sum())
-            c, t = step_accuracy_counts(logits.detach(), batch["labels"], batch["weights"])
-            correct, total = correct + c, total + t
-        loss_sum, tokens, correct, total = training.sum_across_ranks([loss_sum, tokens, correct, total])
-        seconds = time.perf_counter() - began
-        last = {
-            "loss": loss_sum / (accum * dist.world_size),
-            "lr": pcfg.lr * training.lr_multiplier(step, sched.total_steps, sched.warmup_steps, pcfg.min_lr_ratio),
-            "token_accuracy": correct / max(total, 1),
-            "tokens_per_s": tokens / max(seconds, 1e-9),
-        }
-        done = step + 1
-        if eval_encoded and pcfg.eval_every and done % pcfg.eval_every == 0:
-            last.update(evaluate_steps(engine, eval_encoded, pad_id, dist.device))
-        logger.log(done, last)
-        if pcfg.checkpoint_every and done % pcfg.checkpoint_every == 0 and done < stop_step:
-            training.save_checkpoint(engine, out, done, client, save_hf, trainable_only=lora)
+    with training.GracefulStop() as stop:  # SIGTERM / SIGUSR1: save after this step, exit
+        for step in range(start_step, stop_step):
+            began = time.perf_counter()
+            indices = training.global_batch(step, len(encoded), sched.steps_per_epoch, pcfg.global_batch_size,
+                                            cfg.run.seed)
+            loss_sum, tokens, correct, total = 0.0, 0, 0, 0
+            for mb in training.micro_batches(indices, dist, micro, accum, lengths):
+                batch = {k: v.to(dist.device) for k, v in collate([encoded[i] for i in mb], pad_id).items()}
+                check_batch(batch["weights"], where=f"step {step + 1}")
+                logits, _ = engine(batch["input_ids"], attention_mask=batch["attention_mask"])
+                loss = pointwise_loss(logits, batch["labels"], batch["weights"])
+                engine.backward(loss)
+                engine.step()
+                loss_sum += float(loss.detach())
+                tokens += int(batch["attention_mask"].sum())
+                c, t = step_accuracy_counts(logits.detach(), batch["labels"], batch["weights"])
+                correct, total = correct + c, total + t
+            loss_sum, tokens, correct, total = training.sum_across_ranks([loss_sum, tokens, correct, total])
+            seconds = time.perf_counter() - began
+            last = {
+                "loss": loss_sum / (accum * dist.world_size),
+                "lr": pcfg.lr * training.lr_multiplier(step, sched.total_steps, sched.warmup_steps, pcfg.min_lr_ratio),
+                "token_accuracy": correct / max(total, 1),
+                "tokens_per_s": tokens / max(seconds, 1e-9),
+            }
+            done = step + 1
+            if eval_encoded and pcfg.eval_every and done % pcfg.eval_every == 0:
+                last.update(evaluate_steps(engine, eval_encoded, pad_id, dist.device))
+            logger.log(done, last)
+            saved = pcfg.checkpoint_every and done % pcfg.checkpoint_every == 0 and done < stop_step
+            if saved:
+                training.save_checkpoint(engine, out, done, client, save_hf, trainable_only=lora)
+            if done < stop_step and stop.requested():  # collective: every rank saves, then every rank leaves
+                if not saved:
+                    training.save_checkpoint(engine, out, done, client, save_hf, trainable_only=lora)
+                logger.close()
+                training.barrier()
+                raise training.Stopped(done, stop.reason, out)
 
     final = {"steps": stop_step, "train_examples": len(encoded), "dropped": dropped, **last}
     if stop_step > start_step or not (out / "checkpoints" / "latest").exists():
@@ -203,7 +236,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", help="StepExample JSONL (default prm.data or <run>/data/prm_train.jsonl)")
     parser.add_argument("--backbone", help="causal LM folder (default prm_backbone.path)")
     parser.add_argument("--output-dir", help="default prm.output_dir or <run>/prm")
-    parser.add_argument("--resume", action="store_true", help="continue from <output>/checkpoints/latest")
+    training.add_resume_arguments(parser)
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (schedule unchanged)")
 
 
@@ -211,8 +244,11 @@ def run(args) -> int:
     from e2h.config import config_from_args
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    summary = train_prm(config_from_args(args), data=args.data, output_dir=args.output_dir, backbone=args.backbone,
-                        resume=args.resume, max_steps=args.max_steps)
+    try:
+        summary = train_prm(config_from_args(args), data=args.data, output_dir=args.output_dir,
+                            backbone=args.backbone, resume=args.resume, max_steps=args.max_steps, fresh=args.fresh)
+    except training.Stopped as err:  # SIGTERM / SIGUSR1: checkpoint saved, exit 75 so a requeue resumes
+        return training.report_stopped(err)
     if int(os.environ.get("RANK", "0")) == 0:
         print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
     return 0
