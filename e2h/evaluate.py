@@ -34,7 +34,7 @@ from e2h import curves, rerank
 from e2h.grading.extract import completion_answer
 from e2h.jsonl import RecordError, read_jsonl, write_json
 from e2h.layout import RunLayout
-from e2h.records import EASY_LEVELS, HARD_LEVELS, Sample
+from e2h.records import EASY_LEVELS, HARD_LEVELS, Sample, jsonl_files
 from e2h.text_format import ends_with_answer, split_solution
 
 METRICS_VERSION = 1
@@ -43,15 +43,7 @@ ORACLE = "oracle (pass@N)"
 
 # --------------------------------------------------------------------------------------------------- input
 def sample_files(path: str | Path) -> list[Path]:
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(path.glob("*.jsonl"))
-        if not files:
-            raise FileNotFoundError(f"no *.jsonl files in {path}")
-        return files
-    if not path.exists():
-        raise FileNotFoundError(f"samples file not found: {path}")
-    return [path]
+    return jsonl_files(path, "eval samples")
 
 
 def load_samples(paths: list[Path]) -> list[Sample]:

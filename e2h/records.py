@@ -22,6 +22,7 @@ examples (a label on every step) are both this one shape; an outcome (ORM) examp
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any, Iterable, Iterator, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -113,6 +114,20 @@ def iter_records(path: str | os.PathLike, cls: type[R]) -> Iterator[R]:
             yield cls.model_validate(obj)
         except ValidationError as err:
             raise RecordError(path, line_no, _describe(err)) from None
+
+
+def jsonl_files(path: str | os.PathLike, what: str = "samples") -> list[Path]:
+    """A JSONL file, or every ``*.jsonl`` of a folder (e.g. sample shards) in name order; ``what`` names the input
+    in the error when there is none."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        if not files:
+            raise FileNotFoundError(f"{what}: no *.jsonl files in {path}")
+        return files
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: file not found: {path}")
+    return [path]
 
 
 def load_records(path: str | os.PathLike, cls: type[R]) -> list[R]:

@@ -25,7 +25,7 @@ from typing import Iterable, Iterator
 
 from e2h.data.rows import normalize_problem_text
 from e2h.data.splits import HeldOut
-from e2h.records import Problem, Sample, StepExample, iter_records
+from e2h.records import Problem, Sample, StepExample, iter_records, jsonl_files
 from e2h.text_format import format_prompt, normalize_answer_marker, split_solution
 
 SOURCE = "orm"
@@ -33,15 +33,7 @@ SOURCE = "orm"
 
 def sample_files(source: str | Path) -> list[Path]:
     """A Sample JSONL file, or every ``*.jsonl`` of a folder (sample shards) in name order."""
-    path = Path(source)
-    if path.is_dir():
-        files = sorted(path.glob("*.jsonl"))
-        if not files:
-            raise FileNotFoundError(f"data.orm_samples: no *.jsonl files in {path}")
-        return files
-    if not path.is_file():
-        raise FileNotFoundError(f"data.orm_samples: samples file not found: {path}")
-    return [path]
+    return jsonl_files(source, "data.orm_samples")
 
 
 def iter_samples(source: str | Path) -> Iterator[Sample]:
