@@ -45,6 +45,7 @@ from typing import Callable
 
 from e2h.config import RunConfig, load_config, save_config
 from e2h.evaluate import ORACLE
+from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.records import Problem, Sample, StepExample, iter_records, load_records, save_records
 from e2h.text_format import is_answer_step, split_solution
@@ -89,21 +90,21 @@ def stage_world(cfg: RunConfig, config_path: Path) -> list[Path]:
     from e2h.world.commands import build
 
     build(cfg)
-    built = [cfg.out_path("models", folder) for folder, given in (("policy_init", cfg.policy.path),
+    built = [RunLayout(cfg).path("models", folder) for folder, given in (("policy_init", cfg.policy.path),
                                                                    ("prm_init", cfg.prm_backbone.path)) if not given]
-    return [cfg.out_path("world", "test.jsonl"), cfg.out_path("models", "tokenizer"), *built]
+    return [RunLayout(cfg).path("world", "test.jsonl"), RunLayout(cfg).path("models", "tokenizer"), *built]
 
 
 def stage_data(cfg: RunConfig, config_path: Path) -> list[Path]:
     from e2h.data.prepare import prepare
 
     prepare(cfg)
-    return [cfg.out_path("data", "sft_train.jsonl"), cfg.out_path("data", "prm_train.jsonl")]
+    return [RunLayout(cfg).data_dir.joinpath("sft_train.jsonl"), RunLayout(cfg).data_dir.joinpath("prm_train.jsonl")]
 
 
 def stage_sft(cfg: RunConfig, config_path: Path) -> list[Path]:
     e2h_command(config_path, "sft")
-    return [cfg.out_path("sft", "config.json")]
+    return [RunLayout(cfg).sft_model / "config.json"]
 
 
 ALL_LEVELS = (1, 2, 3, 4, 5)
@@ -114,7 +115,7 @@ def pool_prompts(cfg: RunConfig, levels: tuple[int, ...]) -> list[Problem]:
     """The training problems the policy samples on for PRM data: a seeded subset of ``levels``, the same number
     per level whatever the levels (demo.prm_pool_problems over the training levels)."""
     per_level = cfg.demo.prm_pool_problems // max(len(cfg.data.train_levels), 1)
-    problems = load_records(cfg.out_path("data", "prompts_train.jsonl"), Problem)
+    problems = load_records(RunLayout(cfg).data_dir.joinpath("prompts_train.jsonl"), Problem)
     random.Random(cfg.run.seed).shuffle(problems)
     return [p for level in levels for p in [q for q in problems if q.level == level][:per_level]]
 
@@ -124,10 +125,10 @@ def build_prm_pool(cfg: RunConfig, config_path: Path, levels: tuple[int, ...], s
     reference, flawed and misconceived solutions of those levels: the PRM's training data."""
     from e2h.world import label_with_checker, world_step_examples
 
-    prompts = cfg.out_path("data", f"prompts_prm_pool{suffix}.jsonl")
+    prompts = RunLayout(cfg).data_dir.joinpath(f"prompts_prm_pool{suffix}.jsonl")
     pool = pool_prompts(cfg, levels)
     save_records(prompts, pool)
-    out = cfg.out_path(f"samples_prm_pool{suffix}")
+    out = RunLayout(cfg).path(f"samples_prm_pool{suffix}")
     e2h_command(config_path, "sample", f"sample.prompts={prompts}", f"sample.output_dir={out}",
                 f"sample.n={cfg.demo.prm_pool_samples}", f"sample.temperature={cfg.demo.prm_pool_temperature}")
     by_id = {p.id: p for p in pool}
@@ -135,11 +136,11 @@ def build_prm_pool(cfg: RunConfig, config_path: Path, levels: tuple[int, ...], s
                 for shard in sorted(out.glob("shard-*.jsonl")) for s in iter_records(shard, Sample)]
     labelled = [e for e in labelled if all(step.strip() for step in e.steps)]  # an empty sample has no steps
     if suffix:  # the upper bound: negatives of every level, made as `e2h data prepare` makes the easy ones
-        train = [p for p in load_records(cfg.out_path("data", "prompts_train.jsonl"), Problem) if p.level in levels]
+        train = [p for p in load_records(RunLayout(cfg).prompts("train"), Problem) if p.level in levels]
         flawed = world_step_examples(train, cfg.world, cfg.run.seed)
     else:
-        flawed = load_records(cfg.out_path("data", "prm_train.jsonl"), StepExample)
-    path = cfg.out_path("data", f"prm_demo{suffix}.jsonl")
+        flawed = load_records(RunLayout(cfg).data_dir.joinpath("prm_train.jsonl"), StepExample)
+    path = RunLayout(cfg).data_dir.joinpath(f"prm_demo{suffix}.jsonl")
     save_records(path, dedupe(labelled + flawed))
     return path
 
@@ -153,29 +154,29 @@ def stage_prm_pool_all(cfg: RunConfig, config_path: Path) -> list[Path]:
 
 
 def stage_prm_all(cfg: RunConfig, config_path: Path) -> list[Path]:
-    e2h_command(config_path, "train-prm", f"prm.data={cfg.out_path('data', f'prm_demo{UPPER}.jsonl')}",
-                f"prm_backbone.path={prm_start(cfg)}", f"prm.output_dir={cfg.out_path('prm' + UPPER)}")
-    return [cfg.out_path("prm" + UPPER, "config.json")]
+    e2h_command(config_path, "train-prm", f"prm.data={RunLayout(cfg).path('data', f'prm_demo{UPPER}.jsonl')}",
+                f"prm_backbone.path={prm_start(cfg)}", f"prm.output_dir={RunLayout(cfg).path('prm' + UPPER)}")
+    return [RunLayout(cfg).path("prm" + UPPER, "config.json")]
 
 
 def stage_score_all(cfg: RunConfig, config_path: Path) -> list[Path]:
-    e2h_command(config_path, "score", f"score.model={cfg.out_path('prm' + UPPER)}",
-                f"score.output_dir={cfg.out_path('scored' + UPPER)}")
-    return [cfg.out_path("scored" + UPPER)]
+    e2h_command(config_path, "score", f"score.model={RunLayout(cfg).path('prm' + UPPER)}",
+                f"score.output_dir={RunLayout(cfg).path('scored' + UPPER)}")
+    return [RunLayout(cfg).path("scored" + UPPER)]
 
 
 def stage_eval_all(cfg: RunConfig, config_path: Path) -> list[Path]:
     """The upper bound's evaluation; on the world its report also sets both PRMs side by side (step AUC, and the
     share of the level 1-5 PRM's weighted-vote gain that the level 1-3 PRM recovers)."""
-    e2h_command(config_path, "eval", f"eval.samples={cfg.out_path('scored' + UPPER)}",
-                f"eval.output_dir={cfg.out_path('eval' + UPPER)}")
+    e2h_command(config_path, "eval", f"eval.samples={RunLayout(cfg).path('scored' + UPPER)}",
+                f"eval.output_dir={RunLayout(cfg).path('eval' + UPPER)}")
     if cfg.data.source == "world":
         # the level 1-3 PRM's AUC as the eval stage wrote it: its recorded output stays untouched
-        aucs = {"levels 1-3": json.loads(cfg.out_path("eval", "step_auc.json").read_text()),
+        aucs = {"levels 1-3": json.loads((RunLayout(cfg).eval_dir / "step_auc.json").read_text()),
                 "levels 1-5": verifier_auc(cfg, UPPER)}
         effects = {"levels 1-3": effect(read_metrics(cfg)), "levels 1-5": effect(read_metrics(cfg, UPPER))}
         rewrite_report(cfg, verifier_tables(aucs, effects), UPPER)
-    return [cfg.out_path("eval" + UPPER, "metrics.json"), cfg.out_path("eval" + UPPER, "report.html")]
+    return [RunLayout(cfg).path("eval" + UPPER, "metrics.json"), RunLayout(cfg).path("eval" + UPPER, "report.html")]
 
 
 def dedupe(examples: list[StepExample]) -> list[StepExample]:
@@ -191,13 +192,13 @@ def dedupe(examples: list[StepExample]) -> list[StepExample]:
 
 def prm_start(cfg: RunConfig) -> str:
     """The PRM's starting weights: the SFT policy, or prm_backbone.path (the base model with prm_init: base)."""
-    return str(cfg.out_path("sft")) if cfg.demo.prm_init == "sft" else str(cfg.prm_backbone.path)
+    return str(RunLayout(cfg).sft_model) if cfg.demo.prm_init == "sft" else str(cfg.prm_backbone.path)
 
 
 def stage_prm(cfg: RunConfig, config_path: Path) -> list[Path]:
-    data = cfg.out_path("data", "prm_demo.jsonl" if cfg.data.source == "world" else "prm_train.jsonl")
+    data = RunLayout(cfg).data_dir.joinpath("prm_demo.jsonl" if cfg.data.source == "world" else "prm_train.jsonl")
     e2h_command(config_path, "train-prm", f"prm.data={data}", f"prm_backbone.path={prm_start(cfg)}")
-    return [cfg.out_path("prm", "config.json")]
+    return [RunLayout(cfg).prm_model / "config.json"]
 
 
 def stage_models(cfg: RunConfig, config_path: Path) -> list[Path]:
@@ -209,37 +210,37 @@ def stage_models(cfg: RunConfig, config_path: Path) -> list[Path]:
 
 def stage_sample(cfg: RunConfig, config_path: Path) -> list[Path]:
     if cfg.data.source == "world" and not cfg.sample.prompts:
-        prompts = cfg.out_path("data", f"prompts_{cfg.demo.eval_split}.jsonl")
+        prompts = RunLayout(cfg).data_dir.joinpath(f"prompts_{cfg.demo.eval_split}.jsonl")
         e2h_command(config_path, "sample", f"sample.prompts={prompts}")
-        return [cfg.out_path("samples")]
+        return [RunLayout(cfg).samples]
     e2h_command(config_path, "sample")
-    return [cfg.out_path("samples")]
+    return [RunLayout(cfg).samples]
 
 
 def stage_score(cfg: RunConfig, config_path: Path) -> list[Path]:
     e2h_command(config_path, "score")
-    return [cfg.out_path("scored")]
+    return [RunLayout(cfg).scored]
 
 
 def stage_eval(cfg: RunConfig, config_path: Path) -> list[Path]:
     """`e2h eval`; on the world also the PRM's step AUC against the checker (eval/step_auc.json, and a table in
     the report)."""
     e2h_command(config_path, "eval")
-    outputs = [cfg.out_path("eval", "metrics.json"), cfg.out_path("eval", "report.html")]
+    outputs = [RunLayout(cfg).eval_dir / "metrics.json", RunLayout(cfg).eval_dir / "report.html"]
     if cfg.data.source == "world":
         rewrite_report(cfg, verifier_tables({"levels 1-3": verifier_auc(cfg)}))
-        outputs.append(cfg.out_path("eval", "step_auc.json"))
+        outputs.append(RunLayout(cfg).eval_dir / "step_auc.json")
     return outputs
 
 
 def stage_ppo(cfg: RunConfig, config_path: Path) -> list[Path]:
     e2h_command(config_path, "ppo")
-    return [cfg.out_path("ppo")]
+    return [RunLayout(cfg).path("ppo")]
 
 
 def stage_grpo(cfg: RunConfig, config_path: Path) -> list[Path]:
     e2h_command(config_path, "grpo")
-    return [cfg.out_path("grpo")]
+    return [RunLayout(cfg).path("grpo")]
 
 
 STAGES = [
@@ -305,7 +306,7 @@ def with_base(cfg: RunConfig) -> RunConfig:
 def with_built_backbones(cfg: RunConfig) -> RunConfig:
     """After the world or models stage: later stages load the backbones it built or converted."""
     if cfg.data.source == "world":
-        policy, prm = cfg.out_path("models", "policy_init"), cfg.out_path("models", "prm_init")
+        policy, prm = RunLayout(cfg).path("models", "policy_init"), RunLayout(cfg).path("models", "prm_init")
     else:
         from e2h.models import model_dir
 
@@ -330,7 +331,7 @@ def demo_stages(cfg: RunConfig, with_ppo: bool, with_upper_bound: bool = False) 
 def run_demo(cfg: RunConfig, with_ppo: bool = False, force: bool = False, log=print,
              with_upper_bound: bool = False) -> dict:
     """Run every stage not yet done; returns {"timings": {stage: seconds}, "metrics": path}."""
-    out = cfg.out_path()
+    out = RunLayout(cfg).path()
     if force and out.exists():
         if not (out / "manifest.json").exists():
             raise RuntimeError(f"refusing to delete {out}: it is not a run directory (no manifest.json)")
@@ -358,7 +359,7 @@ def run_demo(cfg: RunConfig, with_ppo: bool = False, force: bool = False, log=pr
         log(f"[{index}/{len(stages)}] {stage.name:9s} finished in {timings[stage.name]:.1f} s "
             f"(elapsed {time.perf_counter() - started:.1f} s)")
         cfg, config_path = after_stage(stage.name, cfg, out, config_path)
-    return {"timings": timings, "metrics": str(cfg.out_path("eval", "metrics.json"))}
+    return {"timings": timings, "metrics": str(RunLayout(cfg).eval_dir / "metrics.json")}
 
 
 def after_stage(name: str, cfg: RunConfig, out: Path, config_path: Path) -> tuple[RunConfig, Path]:
@@ -399,7 +400,7 @@ def checked_chain_rate(cfg: RunConfig, levels: tuple[int, ...] = (4, 5)) -> floa
     lucky hits, this does not, so it says how much real skill there is for a PRM to find."""
     from e2h.world import check_steps
 
-    problems = {p.id: p for p in load_records(cfg.out_path("world", f"{cfg.demo.eval_split}.jsonl"), Problem)}
+    problems = {p.id: p for p in load_records(RunLayout(cfg).path("world", f"{cfg.demo.eval_split}.jsonl"), Problem)}
 
     def checked(sample: Sample) -> bool:
         steps = split_solution(sample.completion)
@@ -409,8 +410,17 @@ def checked_chain_rate(cfg: RunConfig, levels: tuple[int, ...] = (4, 5)) -> floa
     return 100 * sum(verdicts) / max(len(verdicts), 1)
 
 
+def stage_dir(cfg: RunConfig, stage: str, suffix: str = "") -> Path:
+    """The run layout's folder of ``stage`` ("scored", "eval"); with the upper bound's suffix, the demo's own
+    sibling folder (scored_all, eval_all)."""
+    layout = RunLayout(cfg)
+    if suffix:
+        return layout.path(stage + suffix)
+    return {"scored": layout.scored, "eval": layout.eval_dir}[stage]
+
+
 def scored_samples(cfg: RunConfig, suffix: str = "") -> list[Sample]:
-    return [s for shard in sorted(cfg.out_path("scored" + suffix).glob("shard-*.jsonl"))
+    return [s for shard in sorted(stage_dir(cfg, "scored", suffix).glob("shard-*.jsonl"))
             for s in iter_records(shard, Sample)]
 
 
@@ -420,9 +430,9 @@ def verifier_auc(cfg: RunConfig, suffix: str = "") -> dict[str, dict[str, float]
     from e2h.jsonl import write_json
     from e2h.world.verifier_quality import step_auc
 
-    problems = {p.id: p for p in load_records(cfg.out_path("world", f"{cfg.demo.eval_split}.jsonl"), Problem)}
+    problems = {p.id: p for p in load_records(RunLayout(cfg).path("world", f"{cfg.demo.eval_split}.jsonl"), Problem)}
     result = step_auc(problems, scored_samples(cfg, suffix), {"easy": (1, 2, 3), "hard": (4, 5)})
-    write_json(cfg.out_path("eval" + suffix, "step_auc.json"), result)
+    write_json(stage_dir(cfg, "eval", suffix) / "step_auc.json", result)
     return result
 
 
@@ -450,7 +460,7 @@ def verifier_tables(aucs: dict[str, dict], effects: dict[str, dict[str, float]] 
 
 
 def read_metrics(cfg: RunConfig, suffix: str = "") -> dict:
-    return json.loads(cfg.out_path("eval" + suffix, "metrics.json").read_text())
+    return json.loads((stage_dir(cfg, "eval", suffix) / "metrics.json").read_text())
 
 
 def rewrite_report(cfg: RunConfig, tables: list, suffix: str = "") -> None:
@@ -458,7 +468,7 @@ def rewrite_report(cfg: RunConfig, tables: list, suffix: str = "") -> None:
     the eval stage, so the files the manifest records are the final ones)."""
     from e2h.report import write_report
 
-    write_report([read_metrics(cfg, suffix)], [cfg.run.name], cfg.out_path("eval" + suffix), extra=tables)
+    write_report([read_metrics(cfg, suffix)], [cfg.run.name], stage_dir(cfg, "eval", suffix), extra=tables)
 
 
 def ppo_hard_validation(cfg: RunConfig) -> str:
@@ -466,7 +476,7 @@ def ppo_hard_validation(cfg: RunConfig) -> str:
     last validation (from its manifest entry)."""
     from policy.ppo import STAGE as PPO_STAGE
 
-    history = Manifest(cfg.out_path("manifest.json")).entries.get(PPO_STAGE, {}).get("summary", {}).get(
+    history = Manifest(RunLayout(cfg).path("manifest.json")).entries.get(PPO_STAGE, {}).get("summary", {}).get(
         "validation", [])
     if not history:
         return "PPO: no validation recorded"
@@ -518,7 +528,7 @@ def run(args: argparse.Namespace) -> int:
         base = args.out or load_config(args.config, args.overrides).run.out_dir
         out = str(Path(base) / f"seed-{seed}") if args.seeds else base
         cfg = demo_config(args.config, args.overrides, out, seed)
-        print(f"e2h demo: run directory {cfg.out_path()} (seed {cfg.run.seed})", flush=True)
+        print(f"e2h demo: run directory {RunLayout(cfg).path()} (seed {cfg.run.seed})", flush=True)
         result = run_demo(cfg, with_ppo=args.with_ppo, force=args.force, with_upper_bound=args.with_upper_bound)
         print(timing_table(result["timings"]))
         metrics = json.loads(Path(result["metrics"]).read_text())
@@ -526,10 +536,10 @@ def run(args: argparse.Namespace) -> int:
         per_seed[cfg.run.seed] = effect(metrics)
         if cfg.data.source == "world":
             per_seed[cfg.run.seed][CHECKED] = checked_chain_rate(cfg)
-            aucs = {"levels 1-3": json.loads(cfg.out_path("eval", "step_auc.json").read_text())}
+            aucs = {"levels 1-3": json.loads((RunLayout(cfg).eval_dir / "step_auc.json").read_text())}
             per_seed[cfg.run.seed][STEP_AUC] = 100 * aucs["levels 1-3"]["hard"]["auc"]
             if args.with_upper_bound:
-                aucs["levels 1-5"] = json.loads(cfg.out_path("eval" + UPPER, "step_auc.json").read_text())
+                aucs["levels 1-5"] = json.loads(RunLayout(cfg).path("eval" + UPPER, "step_auc.json").read_text())
                 upper = effect(read_metrics(cfg, UPPER))
                 per_seed[cfg.run.seed][UPPER_WV] = upper["weighted_vote@N"]
                 per_seed[cfg.run.seed][RECOVERED] = recovered_gain(per_seed[cfg.run.seed], upper)
@@ -538,7 +548,7 @@ def run(args: argparse.Namespace) -> int:
                       f"hard {100 * auc['hard']['auc']:.1f}")
         if args.with_ppo:
             print(ppo_hard_validation(cfg))
-        print(f"report: {cfg.out_path('eval', 'report.html')}")
+        print(f"report: {RunLayout(cfg).path('eval', 'report.html')}")
     print(f"\neasy-to-hard effect on levels 4-5 of the {cfg.demo.eval_split} split (accuracy %, PRM trained on levels "
           f"1-3 only; {CHECKED}: a sample counts only if the checker passes every step):")
     print(effect_table(per_seed, n))

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from e2h.config import ConfigError, RunConfig, save_config
+from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.records import Problem, load_records
 from e2h.text_format import format_prompt
@@ -67,9 +68,9 @@ class PPOPaths:
 def start_models(cfg: RunConfig, section: str) -> tuple[str, str]:
     """The policy (default ``<run>/sft``) and PRM (default ``<run>/prm``) a ``section`` ("ppo", "grpo") starts
     from, each checked to be a model folder."""
-    s = getattr(cfg, section)
-    policy = s.policy_path or str(cfg.out_path("sft"))
-    prm = s.prm_path or str(cfg.out_path("prm"))
+    layout = RunLayout(cfg)
+    policy, prm = (str(layout.ppo_policy), str(layout.ppo_prm)) if section == "ppo" else (
+        str(layout.grpo_policy), str(layout.grpo_prm))
     for what, path in (("policy (SFT checkpoint)", policy), ("PRM", prm)):
         if not (Path(path) / "config.json").is_file():
             raise ConfigError(f"{what} {path} is not a model folder: train it first or set {section}.policy_path / "
@@ -78,16 +79,14 @@ def start_models(cfg: RunConfig, section: str) -> tuple[str, str]:
 
 
 def ppo_paths(cfg: RunConfig) -> PPOPaths:
-    p = cfg.ppo
     policy, prm = start_models(cfg, "ppo")
-    prompts = Path(p.prompts) if p.prompts else cfg.out_path("data", "prompts_train.jsonl")
-    validation = Path(p.validation_prompts) if p.validation_prompts else cfg.out_path("data",
-                                                                                       "prompts_validation.jsonl")
+    layout = RunLayout(cfg)
+    prompts, validation = layout.ppo_prompts, layout.ppo_validation_prompts
     for path in (prompts, validation):
         if not path.is_file():
             raise ConfigError(f"prompt set {path} not found: run `e2h data prepare` or set ppo.prompts / "
                               f"ppo.validation_prompts")
-    out = Path(p.output_dir) if p.output_dir else cfg.out_path("ppo")
+    out = layout.ppo
     return PPOPaths(policy, prm, prompts, validation, out)
 
 
@@ -397,7 +396,7 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
                "last_reward": log[-1]["reward/total"] if log else None,
                "seconds": time.perf_counter() - start_time, "output_dir": str(out)}
     if dist.is_main:
-        Manifest(cfg.out_path("manifest.json")).mark_done(STAGE, [out / "config.json"], summary=summary)
+        Manifest(RunLayout(cfg).manifest).mark_done(STAGE, [out / "config.json"], summary=summary)
     training.barrier()
     return summary
 

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from e2h.config import ConfigError, RunConfig, save_config
+from e2h.layout import RunLayout
 from e2h.manifest import Manifest, file_checksum
 from e2h.records import SFTExample, load_records
 from policy.sft_data import collate, tokenize_examples
@@ -38,13 +39,13 @@ PAUSE_ENV = "E2H_SFT_PAUSE_AFTER_CHECKPOINT_S"
 
 def sft_paths(cfg: RunConfig) -> tuple[Path, str, Path]:
     """(SFT data file, model to start from, output folder)."""
-    data = Path(cfg.sft.data) if cfg.sft.data else cfg.out_path("data", "sft_train.jsonl")
+    data = RunLayout(cfg).sft_data
     if not data.is_file():
         raise ConfigError(f"SFT data {data} not found: run `e2h data prepare` or set sft.data=PATH")
     init = cfg.sft.init or cfg.policy.path
     if not init:
         raise ConfigError("no model to fine-tune: set policy.path (or sft.init) to a causal-LM folder")
-    out = Path(cfg.sft.output_dir) if cfg.sft.output_dir else cfg.out_path("sft")
+    out = RunLayout(cfg).sft_model
     return data, init, out
 
 
@@ -65,7 +66,7 @@ def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -
 
     data, init, out = sft_paths(cfg)
     key = fingerprint(cfg, data, init)
-    manifest = Manifest(cfg.out_path("manifest.json"))
+    manifest = Manifest(RunLayout(cfg).manifest)
     entry = manifest.entries.get(STAGE, {})
     if (not force and manifest.is_done(STAGE) and entry.get("fingerprint") == key
             and entry.get("max_steps") == max_steps):

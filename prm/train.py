@@ -26,6 +26,7 @@ from pathlib import Path
 
 from e2h import training
 from e2h.config import RunConfig, save_config
+from e2h.layout import RunLayout
 from e2h.records import StepExample, load_records
 
 from prm.dataset import collate, encode_all, pointwise_loss, step_accuracy_counts
@@ -76,8 +77,8 @@ def evaluate_steps(engine, encoded, pad_id: int, device, batch_size: int = 16) -
 
 
 def resolve_paths(cfg: RunConfig, data: str | None, output_dir: str | None, backbone: str | None):
-    data_path = Path(data or cfg.prm.data or cfg.out_path("data", "prm_train.jsonl"))
-    out = Path(output_dir or cfg.prm.output_dir or cfg.out_path("prm"))
+    data_path = Path(data) if data else RunLayout(cfg).prm_data
+    out = Path(output_dir) if output_dir else RunLayout(cfg).prm_model
     backbone_path = backbone or cfg.prm_backbone.path
     if backbone_path is None:
         raise ValueError("no PRM backbone: set prm_backbone.path (a causal LM folder) or pass --backbone")
