@@ -18,7 +18,8 @@ are; under plain transformers their softmax over one label is 1.0 everywhere (ap
 The authors' released reward checkpoints (ScalableMath/llemma-7b-prm-...) are instead a ``LlamaForCausalLM``
 whose lm_head rows repeat the 2-row reward head; the reward logit is the mean of the lm_head logits over the
 vocabulary. Since mean_v(W_v . h) = (mean_v W_v) . h, :func:`load_reward_model` turns that into our head
-exactly (a 1-row head = the mean lm_head row), after checking the rows really repeat a 2-row pattern.
+exactly (a 1-row head = the mean lm_head row), after checking the rows really repeat a 2-row pattern. It reads
+the lm_head tensor alone and loads the backbone once, in the requested dtype: one copy of the model in memory.
 
 ORM, PRM and OPRM are this same model trained on different data (``prm.kind`` in the config).
 
@@ -260,17 +261,69 @@ def head_from_released_lm_head(weight: torch.Tensor) -> torch.Tensor:
     Raises if the rows do not repeat a 2-row pattern: a plain language model loaded by mistake would otherwise
     give meaningless but plausible-looking scores.
     """
-    even, odd = weight[0::2], weight[1::2]
-    if not (torch.equal(even, even[:1].expand_as(even)) and torch.equal(odd, odd[:1].expand_as(odd))):
+    pattern, block_rows = weight[:2], 4096  # compared a block of rows at a time: no lm_head-sized temporary
+    if not all(torch.equal(block, pattern.repeat((len(block) + 1) // 2, 1)[: len(block)])
+               for block in weight.split(block_rows)):
         raise ValueError("not a released reward checkpoint: its lm_head rows do not repeat a 2-row reward head "
                          "(is this a plain language model? train a PRM with `e2h train-prm` first)")
     return weight.float().mean(dim=0, keepdim=True)
 
 
+def _checkpoint_tensor(directory: Path, names: list[str]) -> torch.Tensor:
+    """One tensor of a HF checkpoint folder, read alone (the first of ``names`` it holds), in its stored dtype:
+    from the one safetensors shard that has it (``*.index.json`` says which), else from a torch ``.bin`` shard
+    memory-mapped (nothing else of that shard is read)."""
+    for suffix, single in (("safetensors", "model.safetensors"), ("bin", "pytorch_model.bin")):
+        index = directory / f"{single}.index.json"
+        if index.exists():
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            found = [(name, directory / weight_map[name]) for name in names if name in weight_map]
+        elif (directory / single).exists():
+            found = [(name, directory / single) for name in names]
+        else:
+            continue
+        for name, file in found:
+            if suffix == "safetensors":
+                from safetensors import safe_open
+
+                with safe_open(file, framework="pt", device="cpu") as shard:
+                    if name in shard.keys():
+                        return shard.get_tensor(name)
+            else:
+                try:
+                    state = torch.load(file, map_location="cpu", mmap=True, weights_only=True)
+                except RuntimeError:  # a .bin in torch's legacy (non-zip) format cannot be memory-mapped
+                    state = torch.load(file, map_location="cpu", weights_only=True)
+                if name in state:
+                    return state[name].clone()  # a copy of this tensor only; the mapping is closed with `state`
+        raise KeyError(f"{directory}: the checkpoint holds none of {names}")
+    raise FileNotFoundError(f"{directory}: no model.safetensors / pytorch_model.bin (or their .index.json)")
+
+
+def released_head(directory: str | os.PathLike, config=None) -> torch.Tensor:
+    """The [1, hidden] fp32 head of a released-format folder, from its lm_head tensor alone (no model is built:
+    the causal LM's skeleton on the meta device only names the tensor; a tied head reads the input embeddings)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    directory = Path(directory)
+    config = config if config is not None else AutoConfig.from_pretrained(directory)
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config)
+    out = skeleton.get_output_embeddings().weight
+    names = [name for name, param in skeleton.named_parameters(remove_duplicate=False) if param is out]
+    return head_from_released_lm_head(_checkpoint_tensor(directory, names))
+
+
 def load_reward_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
                       dtype: torch.dtype | None = None):
-    """Load a PRM folder (our format or the released LlamaForCausalLM format). Returns (model, tokenizer, info)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
+    """Load a PRM folder (our format or the released LlamaForCausalLM format). Returns (model, tokenizer, info).
+
+    A released folder is read once, in ``dtype`` (default fp32), each tensor converted as it is read: the head
+    comes from the lm_head tensor alone (:func:`released_head`, checked before anything else is loaded), and the
+    backbone is loaded straight into a ``*ForTokenClassification`` (transformers builds it on the meta device and
+    fills it shard by shard; the lm_head is never loaded into it). Peak memory is about one copy of the model in
+    ``dtype`` plus one lm_head, not two fp32 copies (~270 GB for a 34B model)."""
+    from transformers import AutoConfig, AutoModelForTokenClassification, AutoTokenizer
 
     directory = Path(directory)
     if not (directory / "config.json").exists():
@@ -278,16 +331,20 @@ def load_reward_model(directory: str | os.PathLike, device: str | torch.device =
     dtype = dtype or torch.float32
     tokenizer = AutoTokenizer.from_pretrained(directory)
     if is_released_format(directory):
-        lm = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
-        head = head_from_released_lm_head(lm.get_output_embeddings().weight.detach())
         config = AutoConfig.from_pretrained(directory)
+        head = released_head(directory, config)  # raises for a plain language model before the backbone loads
         _prepare_config(config)
         config.token_classification_bias = False
-        net = AutoModelForTokenClassification.from_config(config)
-        getattr(net, net.base_model_prefix).load_state_dict(getattr(lm, lm.base_model_prefix).state_dict())
+        from transformers.utils import logging as hf_logging
+
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "lm_head unexpected / score missing" is expected here
+        try:
+            net = AutoModelForTokenClassification.from_pretrained(directory, config=config, dtype=dtype)
+        finally:
+            hf_logging.set_verbosity(verbosity)
         with torch.no_grad():
-            net.score.weight.copy_(head)
-        del lm
+            net.score.weight.copy_(head)  # the fp32 mean row, rounded once to dtype
         info = default_prm_info(kind="released")
         log.info("loaded %s as a released reward checkpoint (reward = mean lm_head logit)", directory)
     else:
