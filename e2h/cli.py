@@ -11,7 +11,10 @@ from e2h.config import ConfigError, add_config_arguments, config_from_args  # no
 from e2h.jsonl import RecordError
 
 # (command, module, one-line help). Sub-commands ("data prepare") are handled by the module's own parser.
+CONFIG_HELP = "Every config key, its value and what it does: e2h config show CONFIG [key.path=value ...]"
+
 COMMANDS: list[tuple[str, str, str]] = [
+    ("config", "e2h.config_command", "show a resolved config with every key's description (e2h config show CONFIG)"),
     ("demo", "e2h.pipeline", "the whole pipeline offline on the leveled world with tiny models (CPU, ~10 min)"),
     ("data", "e2h.data.commands", "prepare PRM / SFT data and prompt sets; inspect loaders"),
     ("world", "e2h.world.commands", "generate the offline leveled world and its tiny models"),
@@ -36,11 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="e2h",
         description="Easy-to-hard generalisation: train a process reward model on easy math, judge hard math.",
+        epilog=CONFIG_HELP,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name, help_text in COMMANDS:
         module = importlib.import_module(module_name)
-        sub = commands.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip())
+        sub = commands.add_parser(name, help=help_text, description=(module.__doc__ or help_text).strip(),
+                                  epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
     return parser

@@ -33,7 +33,7 @@ def test_two_process_prm_training_through_run_local(tmp_path):
     out = tmp_path / "run"
     overrides = [f"run.out_dir={out}", "world.train_per_level=12", "world.validation_per_level=2",
                  "world.test_per_level=2", "prm.epochs=1", "prm.micro_batch_size=2", "prm.global_batch_size=8",
-                 "prm.max_length=256", "prm.log_every=1", "prm.output_dir=" + str(out / "prm")]
+                 "prm.max_length=256", "prm.output_dir=" + str(out / "prm")]
     e2h("world", "--config", CONFIG, *overrides)
     e2h("data", "prepare", "--config", CONFIG, *overrides)
     overrides.append(f"prm_backbone.path={out / 'models' / 'prm_init'}")  # the backbone the world stage built
