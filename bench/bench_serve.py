@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import re
@@ -51,6 +52,37 @@ def build_tiny_prm(directory: Path, seed: int = 0) -> Path:
     torch.nn.init.normal_(model.net.score.weight, std=0.5)
     model.save_pretrained(directory, tokenizer)
     return directory
+
+
+def build_smollm2_prm(directory: Path, seed: int = 0) -> Path:
+    """A PRM of realistic cost: SmolLM2-135M (`e2h models fetch smollm2-135m`, converted once into the cache) with
+    a random reward head; the service's cost is the backbone's, which is what batching has to pay off on."""
+    import torch
+
+    from e2h.models import ensure_model
+    from prm.model import RewardModel
+
+    backbone = ensure_model("smollm2-135m")
+    torch.manual_seed(seed)
+    model = RewardModel.from_backbone(str(backbone))
+    torch.nn.init.normal_(model.net.score.weight, std=0.05)
+    from transformers import AutoTokenizer
+
+    model.save_pretrained(directory, AutoTokenizer.from_pretrained(backbone))
+    return directory
+
+
+def parameter_count(prm: Path) -> int:
+    """Parameters of a saved PRM, read from its safetensors headers (nothing loaded)."""
+    from safetensors import safe_open
+
+    total = 0
+    for shard in prm.glob("*.safetensors"):
+        with safe_open(str(shard), "pt") as handle:
+            for key in handle.keys():
+                shape = handle.get_slice(key).get_shape()
+                total += math.prod(shape)
+    return total
 
 
 def make_requests(n: int, solutions: int, seed: int = 0) -> list[dict]:
@@ -150,17 +182,20 @@ async def load(url: str, requests: list[dict], concurrency: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prm", default=None, help="PRM folder (default: build a tiny random one)")
+    parser.add_argument("--prm", default="tiny", help="PRM folder, or 'tiny' (a random hidden-64 PRM built on the "
+                        "fly) or 'smollm2' (SmolLM2-135M with a random head: a realistic cost)")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (asyncio semaphore)")
     parser.add_argument("--solutions", type=int, default=4, help="solutions per request")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-wait-ms", type=float, default=0.0, help="serve.max_wait_ms of the dynamic mode")
     parser.add_argument("--max-batch-tokens", type=int, default=8192)
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        prm = Path(args.prm) if args.prm else build_tiny_prm(Path(tmp) / "tiny-prm")
+        builders = {"tiny": build_tiny_prm, "smollm2": build_smollm2_prm}
+        prm = builders[args.prm](Path(tmp) / args.prm) if args.prm in builders else Path(args.prm)
+        params = parameter_count(prm)
         requests = make_requests(args.requests, args.solutions)
         modes = {
             "batch1": ["serve.max_batch_size=1", "serve.max_wait_ms=0"],
@@ -177,6 +212,8 @@ def main() -> int:
             finally:
                 server.stop()
 
+    print(f"PRM {args.prm}: {params / 1e6:.2f}M parameters; {args.requests} requests x {args.solutions} solutions, "
+          f"{args.concurrency} in flight")
     print(f"{'mode':8s} {'requests':>8s} {'errors':>6s} {'p50_ms':>8s} {'p99_ms':>8s} {'req/s':>7s} "
           f"{'solutions/s':>11s} {'mean_batch':>10s}")
     for mode, r in results.items():
@@ -187,7 +224,8 @@ def main() -> int:
     speedup = results["dynamic"]["req_per_s"] / results["batch1"]["req_per_s"]
     print(f"speedup of dynamic batching over batch size 1: {speedup:.2f}x (throughput, same requests, same run)")
     if args.json:
-        Path(args.json).write_text(json.dumps({"results": results, "speedup": speedup}, indent=2))
+        Path(args.json).write_text(json.dumps({"prm": args.prm, "parameters": params, "results": results,
+                                               "speedup": speedup}, indent=2))
     return 1 if any(r["errors"] for r in results.values()) else 0
 
 

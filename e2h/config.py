@@ -361,6 +361,7 @@ class PPOSection(OptimSection):
     step_batch_size: int = Field(64, description="rollouts per optimizer step (the actor's and critic's global batch)")
     ppo_epochs: int = Field(1, description="passes over each step's rollouts")
     temperature: float = Field(0.7, description='rollout sampling temperature')
+    top_k: int = Field(50, description='rollout top-k sampling (reference: 50; 0 = off)')
     max_new_tokens: int = Field(768, description=(
         'longest rollout in tokens (also capped by max_model_len - max_prompt_tokens)'))
     kl_coef: float = Field(0.01, description='per-token KL penalty to the frozen reference policy')
@@ -371,6 +372,9 @@ class PPOSection(OptimSection):
     lam: float = Field(1.0, description='GAE lambda')
     whiten_rewards: bool = Field(True, description=(
         'whiten rewards per batch (off: multiply by unwhitened_reward_scale)'))
+    whiten_padding: Literal["masked", "reference"] = Field("masked", description=(
+        'masked: whitening statistics over real response tokens and GAE ending at the last one; reference: every'
+        ' position of the padded batch counts and GAE runs through the padding, as the reference does'))
     easy_only_answer_reward: bool = Field(True, description=(
         'final-answer reward only on data.train_levels problems (others get unavailable_answer_reward)'))
     unavailable_answer_reward: float = Field(0.25, description='answer reward where the answer may not be used')
@@ -379,7 +383,11 @@ class PPOSection(OptimSection):
     process_reward_upper_bound: float = Field(0.5, description='process reward is capped at this')
     process_step_bonus: float = Field(0.25, description='bonus per scored step')
     process_reward_scale: float = Field(1.0, description='multiplier on the process reward')
-    total_steps: int = Field(500, description='PPO steps (each: rollouts, scoring, ppo_epochs of updates)')
+    total_epochs: float = Field(50.0, description=(
+        'passes over the prompts: PPO steps = floor(total_epochs x prompts / rollout_batch_size), the length of'
+        ' the run and of the LR schedule (reference: 50, about 1,100 steps on PRM800K)'))
+    total_steps: int | None = Field(default=None, description=(
+        'PPO steps (each: rollouts, scoring, ppo_epochs of updates); set: overrides total_epochs'))
     validate_every: int = Field(10, description='PPO steps between greedy validations (best checkpoint kept)')
     format_penalty_value: float = Field(-1.0, description=(
         'terminal = answer reward + penalty * this '
@@ -403,9 +411,10 @@ class PPOSection(OptimSection):
     validation_prompts: str | None = Field(default=None, description=(
         'default: <run.out_dir>/data/prompts_validation.jsonl'))
     value_lr: float | None = Field(default=None, description='default: lr')
-    # The reference's PPO warmup is warmup_ratio 0.01 of its 500 PPO steps (its scheduler steps once per PPO step):
-    # 5 steps, this default. There is no ppo.warmup_ratio (PPO counts steps, not epochs).
-    warmup_steps: int = Field(5, description='PPO steps of linear warmup, then cosine down to lr * min_lr_ratio')
+    warmup_ratio: float = Field(0.01, description=(
+        "linear warmup as a share of all PPO steps, rounded up (reference: 0.01), then cosine down to"
+        " lr * min_lr_ratio; ignored when warmup_steps is set"))
+    warmup_steps: int | None = Field(default=None, description='PPO steps of linear warmup; set: overrides warmup_ratio')
     max_prompt_tokens: int = Field(384, description=(
         'longer prompts are dropped (also from validation), as the reference does'))
     rollout_backend: Literal["auto", "vllm", "hf"] = Field("auto", description=(
@@ -463,11 +472,11 @@ class ServeSection(Section):
     prm_path: str | None = Field(default=None, description='default: <run.out_dir>/prm')
     device: str = Field("auto", description='auto: cuda when present, else cpu')
     max_batch_tokens: int = Field(8192, description=(
-        'one forward batch holds at most this many (prompt + solution) tokens'))
+        'one forward batch holds at most this many padded tokens (longest pair x pairs)'))
     max_batch_size: int = Field(256, description=(
         'and at most this many solutions (1 = no batching; the benchmark baseline)'))
-    max_wait_ms: float = Field(10.0, description=(
-        'how long the first queued solution waits for others to join its batch'))
+    max_wait_ms: float = Field(0.0, description=(
+        'how long a batch waits for company; 0 = continuous batching, never a wait (e2h.serve.batcher)'))
     max_solutions: int = Field(64, description='most solutions in one request')
     max_solution_chars: int = Field(20000, description='longest solution accepted (characters)')
     max_problem_chars: int = Field(8000, description='longest problem accepted (characters)')

@@ -149,3 +149,40 @@ def test_a_cancelled_request_leaves_the_queue_and_is_never_scored():
 
     assert run(_with_batcher(scorer, body, max_batch_tokens=10_000, max_wait_ms=200)) == [[4.0, 1.0]]
     assert scorer.batches == [[("q", "kept")]]
+
+
+def test_the_token_budget_counts_padding():
+    """A batch costs its longest pair times its pairs: [10, 10, 30] under a budget of 40 runs as [10, 10] and
+    [30] (padded 60 > 40), though their plain sum (50) would be nearer the budget."""
+    scorer = RecordingScorer()
+    tokens = [10, 10, 30, 5, 5]
+    pairs = [("p", "s" * n) for n in tokens]
+
+    async def body(batcher):
+        return await batcher.submit(pairs, tokens)
+
+    result = run(_with_batcher(scorer, body, max_batch_tokens=40, max_wait_ms=0))
+    assert [[len(s) for _, s in b] for b in scorer.batches] == [[10, 10], [30], [5, 5]]
+    assert result == [[float(n), 1.0] for n in tokens]
+
+
+def test_pairs_arriving_during_a_forward_pass_form_the_next_batch():
+    """Continuous batching (max_wait_ms 0): a lone request runs at once, alone; the requests that arrive while
+    it is being scored run together next."""
+    import time
+
+    class SlowScorer(RecordingScorer):
+        def __call__(self, pairs):
+            time.sleep(0.2)
+            return super().__call__(pairs)
+
+    scorer = SlowScorer()
+
+    async def body(batcher):
+        first = asyncio.ensure_future(batcher.submit([("p", "first")]))
+        await asyncio.sleep(0.05)  # the first pair's forward pass is running
+        later = [batcher.submit([("p", f"later-{i}")]) for i in range(5)]
+        return await asyncio.gather(first, *later)
+
+    run(_with_batcher(scorer, body, max_batch_tokens=10_000, max_wait_ms=0))
+    assert [len(b) for b in scorer.batches] == [1, 5]

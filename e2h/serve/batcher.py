@@ -1,10 +1,12 @@
 """Dynamic batching across concurrent requests.
 
-Requests put their (prompt, solution) pairs in one queue. A single worker takes pairs off the front until the
-batch would exceed ``max_batch_tokens`` or ``max_batch_size``, waiting at most ``max_wait_ms`` (counted from the
-oldest queued pair) for more to arrive, then runs ONE scoring call for the whole batch in a worker thread, so the
-event loop keeps accepting requests while the model runs. Pairs that queued during a forward pass are already
-past their wait and form the next batch at once. A request's pairs may be split across batches; the request
+Requests put their (prompt, solution) pairs in one queue. A single worker takes pairs in arrival order while the
+batch's padded size (longest pair x pairs) stays within ``max_batch_tokens`` and its pairs within
+``max_batch_size``, and runs ONE scoring call for the whole batch in a
+worker thread, so the event loop keeps accepting requests while the model runs. With ``max_wait_ms`` 0 (the
+default) nothing waits: a pair arriving at an idle service runs at once, and pairs that queue during a forward
+pass form the next batch (continuous batching), so batching never costs a lone request latency; a positive
+``max_wait_ms`` holds a batch that long (from its oldest pair) for company. A request's pairs may be split across batches; the request
 resumes when all of its pairs are scored; a request cancelled while it waits (its client is gone) takes its pairs
 out of the queue, and a pair already taken into a batch with it is skipped::
 
@@ -130,16 +132,21 @@ class DynamicBatcher:
         return False
 
     def _take_batch(self) -> list[_Pending]:
+        """Pairs in arrival order (a request's pairs stay together, so it finishes in as few batches as it can)
+        while the batch's PADDED size (longest pair x pairs: what the forward pass computes) stays within the
+        token budget; the scorer sorts a batch by length inside, so padding stays small."""
         batch: list[_Pending] = []
-        tokens = 0
+        longest = 0
         while self._queue and len(batch) < self.max_batch_size:
             item = self._queue[0]
-            if batch and tokens + item.tokens > self.max_batch_tokens:
+            if item.future.done():  # its request gave up (client gone): no forward pass
+                self._queue.popleft()
+                continue
+            if batch and max(longest, item.tokens) * (len(batch) + 1) > self.max_batch_tokens:
                 break  # a single pair over the budget still runs, alone
             batch.append(self._queue.popleft())
-            tokens += item.tokens
-        # Requests that gave up (client gone, cancelled) need no forward pass.
-        return [item for item in batch if not item.future.done()]
+            longest = max(longest, item.tokens)
+        return batch
 
     async def _run(self) -> None:
         assert self._arrived is not None
