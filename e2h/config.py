@@ -414,7 +414,8 @@ class PPOSection(OptimSection):
     warmup_ratio: float = Field(0.01, description=(
         "linear warmup as a share of all PPO steps, rounded up (reference: 0.01), then cosine down to"
         " lr * min_lr_ratio; ignored when warmup_steps is set"))
-    warmup_steps: int | None = Field(default=None, description='PPO steps of linear warmup; set: overrides warmup_ratio')
+    warmup_steps: int | None = Field(default=None, description=(
+        'PPO steps of linear warmup; set: overrides warmup_ratio'))
     max_prompt_tokens: int = Field(384, description=(
         'longer prompts are dropped (also from validation), as the reference does'))
     rollout_backend: Literal["auto", "vllm", "hf"] = Field("auto", description=(

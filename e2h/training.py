@@ -22,7 +22,10 @@ API (everything a recipe needs, in the order it calls it)::
         if stop.requested(): save_checkpoint(...); raise training.Stopped(step + 1, stop.reason)  # collective
     training.save_final(engine, out_dir, save_hf); logger.close()
 
-- ``cfg`` is an :class:`e2h.config.TrainSection` (or a subclass: PRMSection, SFTSection, PPOSection).
+- ``cfg`` is an :class:`e2h.config.OptimSection`: a TrainSection (PRMSection, SFTSection, PretrainSection: epochs,
+  warmup_ratio of one epoch, global_batch_size) or the PPOSection, which has no global_batch_size (its step batch
+  is passed as ``global_batch_size=`` to :func:`batch_plan` / :func:`create_engine`) and builds its own
+  :class:`Schedule` (policy.ppo.ppo_schedule).
 - The DeepSpeed JSON (``cfg.deepspeed_config``, e.g. ``configs/deepspeed/zero2.json``) holds ZeRO settings; every
   ``"auto"`` in it is filled from the typed config (batch sizes, clip, AdamW, bf16) by
   :func:`build_deepspeed_config`. A leftover ``"auto"`` is an error.
@@ -61,7 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from e2h.config import TrainSection, resolve_shipped_file
+from e2h.config import OptimSection, TrainSection, resolve_shipped_file
 from e2h.loopback import LOOPBACK, free_port
 
 
@@ -166,19 +169,22 @@ def barrier() -> None:
 # --- batch sizes, schedule, data order -------------------------------------------------------------------------
 
 
-def batch_plan(cfg: TrainSection, world_size: int) -> tuple[int, int]:
+def batch_plan(cfg: OptimSection, world_size: int, global_batch_size: int | None = None) -> tuple[int, int]:
     """(micro batch per rank, gradient accumulation steps) so that global = micro * accum * world_size.
+    ``global_batch_size``: the sequences per optimizer step; default ``cfg.global_batch_size`` (a TrainSection's).
 
     >>> batch_plan(TrainSection(micro_batch_size=4, global_batch_size=128), 8)
     (4, 4)
     """
+    if global_batch_size is None:
+        global_batch_size = cfg.global_batch_size
     per_step = cfg.micro_batch_size * world_size
-    if cfg.global_batch_size % per_step:
+    if global_batch_size % per_step:
         raise ValueError(
-            f"global_batch_size {cfg.global_batch_size} is not a multiple of micro_batch_size "
+            f"global_batch_size {global_batch_size} is not a multiple of micro_batch_size "
             f"{cfg.micro_batch_size} x {world_size} processes"
         )
-    return cfg.micro_batch_size, cfg.global_batch_size // per_step
+    return cfg.micro_batch_size, global_batch_size // per_step
 
 
 @dataclass(frozen=True)
@@ -249,7 +255,7 @@ def micro_batches(indices: list[int], dist: DistContext, micro: int, accum: int,
 # --- DeepSpeed config and engine -------------------------------------------------------------------------------
 
 
-def resolve_precision(cfg: TrainSection, device) -> str:
+def resolve_precision(cfg: OptimSection, device) -> str:
     if cfg.precision != "auto":
         return cfg.precision
     return "bf16" if getattr(device, "type", str(device)) == "cuda" else "fp32"
@@ -273,8 +279,10 @@ def fill_auto(config: dict, values: dict[str, Any]) -> dict:
     return out
 
 
-def build_deepspeed_config(cfg: TrainSection, world_size: int, device, json_path: str | None = None) -> dict:
-    """The DeepSpeed config dict: the JSON file's ZeRO settings + values from the typed config."""
+def build_deepspeed_config(cfg: OptimSection, world_size: int, device, json_path: str | None = None,
+                           global_batch_size: int | None = None) -> dict:
+    """The DeepSpeed config dict: the JSON file's ZeRO settings + values from the typed config
+    (``global_batch_size`` as in :func:`batch_plan`)."""
     path = resolve_shipped_file(json_path or cfg.deepspeed_config)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -282,10 +290,10 @@ def build_deepspeed_config(cfg: TrainSection, world_size: int, device, json_path
         raise FileNotFoundError(f"DeepSpeed config not found: {path}") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: invalid JSON ({err.msg} at line {err.lineno})") from None
-    micro, accum = batch_plan(cfg, world_size)
+    micro, accum = batch_plan(cfg, world_size, global_batch_size)
     on_gpu = getattr(device, "type", str(device)) == "cuda"
     values = {
-        "train_batch_size": cfg.global_batch_size,
+        "train_batch_size": micro * accum * world_size,
         "train_micro_batch_size_per_gpu": micro,
         "gradient_accumulation_steps": accum,
         "gradient_clipping": cfg.grad_clip,
@@ -299,12 +307,14 @@ def build_deepspeed_config(cfg: TrainSection, world_size: int, device, json_path
     return fill_auto(raw, values)
 
 
-def create_engine(model, cfg: TrainSection, dist: DistContext, sched: Schedule, json_path: str | None = None):
-    """``deepspeed.initialize`` over the trainable parameters, with the warmup-cosine LambdaLR."""
+def create_engine(model, cfg: OptimSection, dist: DistContext, sched: Schedule, json_path: str | None = None,
+                  global_batch_size: int | None = None):
+    """``deepspeed.initialize`` over the trainable parameters, with the warmup-cosine LambdaLR
+    (``global_batch_size`` as in :func:`batch_plan`)."""
     import torch
 
     deepspeed = _import_deepspeed()
-    config = build_deepspeed_config(cfg, dist.world_size, dist.device, json_path)
+    config = build_deepspeed_config(cfg, dist.world_size, dist.device, json_path, global_batch_size)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")

@@ -30,14 +30,22 @@ default: a run whose output holds a checkpoint of the same config hash (:func:`p
 with the same step count, data order and best-so-far; one of another config is an error naming both hashes;
 ``--fresh`` starts over. SIGTERM / SIGUSR1 save both engines after the current PPO step and exit with code 75.
 
-Departures from the reference, on purpose: whitening statistics and losses cover real response tokens only (the
-reference also averages over padding); step boundaries come from tokenizer offsets (any tokenizer) instead of
-Llama's [13, 13]; whitening statistics are per rank.
+Length: ``ppo.total_epochs`` passes over the prompts, i.e. floor(total_epochs x prompts / rollout_batch_size) PPO
+steps (the reference's 50 epochs: about 1,100 steps), unless ``ppo.total_steps`` is set; warmup is
+``ppo.warmup_ratio`` of those steps, rounded up, unless ``ppo.warmup_steps`` is set (:func:`ppo_schedule`). Rollouts
+sample with ``temperature`` and ``top_k`` (reference: 0.7, 50). Reward and advantage whitening use the statistics
+of the whole batch over all ranks (all-reduced). ``ppo.whiten_padding: reference`` also counts the padding in the
+whitening statistics and runs GAE through it, as the reference does.
+
+Departures from the reference, on purpose: by default (``whiten_padding: masked``) whitening statistics and GAE
+cover real response tokens only; losses always do (the reference also averages over padding); step boundaries come
+from tokenizer offsets (any tokenizer) instead of Llama's [13, 13].
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import time
@@ -152,6 +160,28 @@ def validate(generator, tokenizer, problems: list[Problem], max_tokens: int, tim
     return out
 
 
+def ppo_schedule(p, num_prompts: int) -> tuple[int, int]:
+    """(PPO steps, warmup PPO steps) of a PPO section over ``num_prompts`` prompts.
+
+    Steps: ``p.total_steps`` when set, else floor(total_epochs x num_prompts / rollout_batch_size) (the
+    reference's count: episodes over the rollout batch). Warmup: ``p.warmup_steps`` when set, else
+    ceil(warmup_ratio x steps); at most the steps.
+
+    >>> from e2h.config import PPOSection
+    >>> ppo_schedule(PPOSection(), 12_000)   # the reference's 50 epochs of 512 rollouts, warmup ratio 0.01
+    (1171, 12)
+    """
+    if p.total_steps is not None:
+        total = p.total_steps
+    else:
+        total = math.floor(p.total_epochs * num_prompts / p.rollout_batch_size)
+    if total < 1:
+        raise ConfigError(f"ppo: {p.total_epochs} epochs of {num_prompts} prompts make no PPO step of "
+                          f"{p.rollout_batch_size} rollouts (set ppo.total_epochs or ppo.total_steps)")
+    warmup = p.warmup_steps if p.warmup_steps is not None else math.ceil(p.warmup_ratio * total)
+    return total, min(warmup, total)
+
+
 def ppo_config_hash(cfg: RunConfig, paths: PPOPaths) -> str:
     """What decides the trained policy: the ppo section less paths, logging, checkpoint/validation cadence and
     where rollouts run; the start models; the prompts' checksum; the grading mode and train levels (rewards)."""
@@ -175,7 +205,7 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from e2h import training
-    from policy.advantages import gae, masked_whiten
+    from policy.advantages import advantages_and_returns
     from policy.ppo_losses import policy_loss, value_loss
     from policy.rollouts import batched, pad_rollouts, response_logprobs, response_offsets, response_values
     from policy.value_model import load_value_model
@@ -206,12 +236,13 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
     device = dist.device
     if p.rollout_batch_size % dist.world_size:
         raise ConfigError(f"ppo.rollout_batch_size must be a multiple of the {dist.world_size} processes")
+    total_steps, warmup_steps = ppo_schedule(p, len(problems))
     updates_per_step = p.ppo_epochs * p.rollout_batch_size // p.step_batch_size
-    sched = training.Schedule(steps_per_epoch=updates_per_step, total_steps=p.total_steps * updates_per_step,
-                              warmup_steps=min(p.warmup_steps, p.total_steps) * updates_per_step)
-    actor_cfg = p.model_copy(update={"global_batch_size": p.step_batch_size})
-    critic_cfg = p.model_copy(update={"global_batch_size": p.step_batch_size, "lr": p.value_lr or p.lr})
-    micro, accum = training.batch_plan(actor_cfg, dist.world_size)
+    # the LR schedule counts optimizer steps: each PPO step is updates_per_step of them
+    sched = training.Schedule(steps_per_epoch=updates_per_step, total_steps=total_steps * updates_per_step,
+                              warmup_steps=warmup_steps * updates_per_step)
+    critic_cfg = p.model_copy(update={"lr": p.value_lr or p.lr})
+    micro, accum = training.batch_plan(p, dist.world_size, p.step_batch_size)
 
     torch.manual_seed(p.seed)
     actor = AutoModelForCausalLM.from_pretrained(paths.policy, dtype=torch.float32)
@@ -226,8 +257,8 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
     settings = RewardSettings.from_config(p, cfg.data.train_levels)
     scorer = RolloutScorer(PRMStepScorer(paths.prm, device, settings, p.forward_batch_size), settings,
                            cfg.eval.grader_timeout_s, cfg.grading.options())
-    actor_engine = training.create_engine(actor, actor_cfg, dist, sched)
-    critic_engine = training.create_engine(critic, critic_cfg, dist, sched)
+    actor_engine = training.create_engine(actor, p, dist, sched, global_batch_size=p.step_batch_size)
+    critic_engine = training.create_engine(critic, critic_cfg, dist, sched, global_batch_size=p.step_batch_size)
 
     def save_actor(state: dict, folder: Path) -> None:  # trained with the cache off, saved for generation
         training.save_for_generation(actor_engine.module, folder, state_dict=state, tokenizer=tokenizer)
@@ -253,9 +284,9 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
             (out / "train_log.jsonl").unlink(missing_ok=True)
         else:
             training.truncate_train_log(out, first)  # rows a killed run wrote after its last checkpoint
-    logger = training.TrainLogger(dist, out, p.total_steps, initial_step=first, desc="ppo")
+    logger = training.TrainLogger(dist, out, total_steps, initial_step=first, desc="ppo")
     max_tokens = min(p.max_new_tokens, p.max_model_len - p.max_prompt_tokens)
-    sample_params = GenerationParams(n=1, temperature=p.temperature, max_tokens=max_tokens)
+    sample_params = GenerationParams(n=1, temperature=p.temperature, top_k=p.top_k, max_tokens=max_tokens)
     steps_per_epoch = len(problems) // p.rollout_batch_size
 
     def run_validation(step: int) -> None:
@@ -275,7 +306,7 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
     if first == 0:
         run_validation(0)
     with training.GracefulStop() as stop:  # SIGTERM / SIGUSR1: save both engines after this step, exit
-        for step in range(first, p.total_steps):
+        for step in range(first, total_steps):
             # --- rollouts -------------------------------------------------------------------------------------------
             indices = training.global_batch(step, len(problems), steps_per_epoch, p.rollout_batch_size, p.seed)
             batch_problems = [problems[i] for i in indices[dist.rank::dist.world_size]]
@@ -310,10 +341,10 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
             mask = batch.mask
             kl = torch.clamp(old_logprobs - ref_logprobs, min=0.0) * mask
             rewards = (score - p.kl_coef * kl) * mask
-            shaped = masked_whiten(rewards, mask, shift_mean=False) if p.whiten_rewards else \
-                rewards * p.unwhitened_reward_scale
-            advantages, returns = gae(shaped, old_values, mask, gamma=p.gamma, lam=p.lam)
-            advantages = masked_whiten(advantages, mask, shift_mean=True)
+            # whitening statistics over the whole batch, all ranks (collective: every rank gets here each step)
+            advantages, returns = advantages_and_returns(
+                rewards, old_values, mask, whiten_rewards=p.whiten_rewards,
+                unwhitened_reward_scale=p.unwhitened_reward_scale, gamma=p.gamma, lam=p.lam, padding=p.whiten_padding)
 
             # --- PPO updates ----------------------------------------------------------------------------------------
             actor_engine.module.train()
@@ -368,14 +399,14 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
             }
             scalars = {k: training.mean_across_ranks(v) for k, v in scalars.items()}
             logger.log(step + 1, scalars)
-            if p.validate_every and (step + 1) % p.validate_every == 0 or step + 1 == p.total_steps:
+            if p.validate_every and (step + 1) % p.validate_every == 0 or step + 1 == total_steps:
                 run_validation(step + 1)
             client = {"best": best, "validation": history, "config_hash": config_key}
-            saved = p.checkpoint_every and (step + 1) % p.checkpoint_every == 0 and step + 1 < p.total_steps
+            saved = p.checkpoint_every and (step + 1) % p.checkpoint_every == 0 and step + 1 < total_steps
             if saved:
                 training.save_checkpoint(actor_engine, out, step + 1, client)
                 training.save_checkpoint(critic_engine, out / "critic", step + 1, client)
-            if step + 1 < p.total_steps and stop.requested():  # collective: every rank saves, then every rank leaves
+            if step + 1 < total_steps and stop.requested():  # collective: every rank saves, then every rank leaves
                 if not saved:
                     training.save_checkpoint(actor_engine, out, step + 1, client)
                     training.save_checkpoint(critic_engine, out / "critic", step + 1, client)
@@ -391,7 +422,7 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
     if own_generator:
         generator.close()
     log = [row for row in training.read_train_log(out) if "reward/total" in row]
-    summary = {"steps": p.total_steps, "resumed_from_step": first, "best": best, "validation": history,
+    summary = {"steps": total_steps, "resumed_from_step": first, "best": best, "validation": history,
                "first_reward": log[0]["reward/total"] if log else None,
                "last_reward": log[-1]["reward/total"] if log else None,
                "seconds": time.perf_counter() - start_time, "output_dir": str(out)}
