@@ -175,20 +175,25 @@ def test_ppo_raises_training_reward(ppo_run, world):
 
 
 def test_ppo_resume_continues_the_step_count(ppo_run, world):
+    """A requeued run (the same config) resumes at its newest checkpoint and logs each later step once; a run of
+    another config is refused, naming both hashes, before any model is built."""
+    from e2h.training import CheckpointMismatch
     from policy.ppo import run_ppo
 
     tmp = world["tmp"]
     shutil.copytree(tmp / "ppo", tmp / "ppo_resumed")  # checkpoints every EVERY steps; the newest before the end
     latest = STEPS - EVERY
-    log_before = (tmp / "ppo_resumed/train_log.jsonl").read_text().splitlines()
-    summary = run_ppo(ppo_config(world, "ppo_resumed", **{"ppo.total_steps": latest + 1}), resume=True,
-                      generator=world["generator"])
+    log_before = [json.loads(line) for line in (tmp / "ppo_resumed/train_log.jsonl").read_text().splitlines()]
+    with pytest.raises(CheckpointMismatch, match="config hash"):
+        run_ppo(ppo_config(world, "ppo_resumed", **{"ppo.total_steps": STEPS + 8}), generator=world["generator"])
+    summary = run_ppo(ppo_config(world, "ppo_resumed"), generator=world["generator"])
     assert summary["resumed_from_step"] == latest
     new = [json.loads(line) for line in (tmp / "ppo_resumed/train_log.jsonl").read_text().splitlines()]
-    assert new[:len(log_before)] == [json.loads(line) for line in log_before]
-    assert [row["step"] for row in new[len(log_before):] if "reward/total" in row] == [latest + 1]
-    # the validation history and best-so-far came back with the checkpoint, then the one new step's check
-    assert [row["step"] for row in summary["validation"]] == [*range(0, latest + 1, EVERY), latest + 1]
+    kept = [row for row in log_before if row["step"] <= latest]  # what the checkpoint vouches for
+    assert new[:len(kept)] == kept
+    assert [row["step"] for row in new[len(kept):] if "reward/total" in row] == list(range(latest + 1, STEPS + 1))
+    # the validation history and best-so-far came back with the checkpoint, then the later steps' checks
+    assert [row["step"] for row in summary["validation"]] == list(range(0, STEPS + 1, EVERY))
 
 
 def test_ppo_under_zero3_pushes_whole_weights_to_vllm(ppo_run, world):
