@@ -2,9 +2,10 @@
 
 :func:`make_tracker` returns an object with ``log(metrics, step)`` and ``close()``. ``none`` does nothing;
 ``tensorboard`` (the default) writes scalars with torch's SummaryWriter into ``<log_dir>/tensorboard``; ``wandb``
-imports wandb lazily and starts a run in ``<log_dir>/wandb`` (``$WANDB_DIR`` overrides ``<log_dir>``) with ``mode`` from ``$WANDB_MODE`` (``offline`` when unset
-and ``$WANDB_API_KEY`` is missing, so a machine without an account or network never blocks on a login). Only rank 0
-makes a tracker: the callers (e2h.training.TrainLogger) build one on the main process only.
+imports wandb lazily and starts a run in ``<log_dir>/wandb`` (``$WANDB_DIR`` overrides ``<log_dir>``) with ``mode``
+from ``$WANDB_MODE`` (``offline`` when unset and ``$WANDB_API_KEY`` is missing, so a machine without an account or
+network never blocks on a login). Only rank 0 makes a tracker: e2h.training.TrainLogger builds one on the main
+process only.
 """
 
 from __future__ import annotations
