@@ -196,6 +196,10 @@ class OptimSection(Section):
     checkpoint_every: int = Field(0, description='optimizer steps; 0 = only at the end')
     freeze_embeddings_and_norms: bool = Field(True, description=(
         "keep embeddings and norm weights frozen (the reference's default)"))
+    report_to: Literal["none", "tensorboard", "wandb"] = Field("tensorboard", description=(
+        'experiment tracking of the per-step scalars (loss, lr; PPO: reward, KL, validation): tensorboard writes'
+        ' <output_dir>/tensorboard, wandb a wandb run (WANDB_MODE respected; offline without WANDB_API_KEY), none'
+        ' only train_log.jsonl'))
 
 
 class TrainSection(OptimSection):
@@ -456,6 +460,8 @@ class GRPOSection(Section):
         "a DeepSpeed JSON for TRL's trainer (None: plain data parallel)"))
     checkpoint_every: int = Field(50, description='optimizer steps; --resume continues from the newest')
     log_every: int = Field(1, description='TRL logging_steps')
+    report_to: Literal["none", "tensorboard", "wandb"] = Field("tensorboard", description=(
+        "TRL's report_to: tensorboard (<output_dir>/runs), wandb (WANDB_MODE respected) or none"))
     policy_path: str | None = Field(default=None, description='default: <run.out_dir>/sft')
     prm_path: str | None = Field(default=None, description='default: <run.out_dir>/prm')
     prompts: str | None = Field(default=None, description='default: <run.out_dir>/data/prompts_train.jsonl')

@@ -14,6 +14,7 @@ Stages (each is the same command a cluster run uses, run as its own process on t
 2. data      `e2h data prepare`: SFT data and PRM data (reference + flawed solutions) from levels 1-3 only
 3. sft       `e2h sft`: the policy learns to write step-by-step solutions on levels 1-3 (DeepSpeed)
 4. prm_pool  `e2h sample` on easy training problems; each sample labelled step by step by the world's checker
+             (prm.kind orm: by the grader's verdict of its final answer, on the answer step; oprm: both)
 5. prm       `e2h train-prm` on the checker-labelled samples + the flawed solutions, levels 1-3 only (DeepSpeed)
 6. sample    `e2h sample`: N solutions per test problem of every level (vLLM)
 7. score     `e2h score`: PRM step probabilities for every sample
@@ -98,7 +99,7 @@ def stage_world(cfg: RunConfig, config_path: Path) -> list[Path]:
 def stage_data(cfg: RunConfig, config_path: Path) -> list[Path]:
     from e2h.data.prepare import prepare
 
-    prepare(cfg)
+    prepare(data_stage_config(cfg))
     return [RunLayout(cfg).data_dir.joinpath("sft_train.jsonl"), RunLayout(cfg).data_dir.joinpath("prm_train.jsonl")]
 
 
@@ -120,10 +121,70 @@ def pool_prompts(cfg: RunConfig, levels: tuple[int, ...]) -> list[Problem]:
     return [p for level in levels for p in [q for q in problems if q.level == level][:per_level]]
 
 
+def data_stage_config(cfg: RunConfig) -> RunConfig:
+    """The config the demo's data stage prepares with. On the world, ``prm.kind`` orm / oprm prepares the step rows
+    as for prm: the outcome rows need the SFT policy's samples, which the prm_pool stage draws (prm_pool_rows).
+    With data.source=math, ``e2h data prepare`` builds them from data.orm_samples as on a cluster."""
+    if cfg.data.source != "world" or cfg.prm.kind == "prm":
+        return cfg
+    cfg = cfg.model_copy(deep=True)
+    cfg.prm.kind = "prm"
+    return cfg
+
+
+def demo_outcome_rows(cfg: RunConfig, pool: list[Problem], samples: list[Sample]) -> list[StepExample]:
+    """ORM rows from the pool's samples, as ``e2h data prepare`` builds them from data.orm_samples (e2h.data.orm):
+    the grader's verdict of each sample's final answer on its answer step, balanced per problem to at most
+    data.orm_max_ratio (a problem whose samples are all right or all wrong is left out)."""
+    from collections import Counter
+
+    from e2h.data.orm import balance, grade_pairs, outcome_example
+
+    by_id = {p.id: p for p in pool}
+    pairs = [(s, by_id[s.problem_id]) for s in samples if s.problem_id in by_id]
+    rows = [outcome_example(s, p, correct) for (s, p), correct in zip(pairs, grade_pairs(pairs, cfg.grading.options()))]
+    rows = [r for r in rows if r is not None and all(step.strip() for step in r.steps)]
+    skipped = Counter()
+    rows = balance(rows, cfg.data.orm_max_ratio, cfg.run.seed, skipped)
+    if not rows:
+        raise RuntimeError(f"prm.kind={cfg.prm.kind}: 0 ORM rows from {len(samples)} pool samples "
+                           f"(left out: {dict(skipped)}; data.orm_max_ratio={cfg.data.orm_max_ratio} drops problems "
+                           "whose samples are all right or all wrong: raise demo.prm_pool_samples or set it to null)")
+    return rows
+
+
+def prm_pool_rows(cfg: RunConfig, pool: list[Problem], samples: list[Sample],
+                  step_rows: list[StepExample]) -> list[StepExample]:
+    """The demo PRM's training data for ``prm.kind``: prm = the samples labelled step by step by the world's
+    checker plus ``step_rows`` (reference, flawed and misconceived solutions); orm = the samples' outcome rows
+    (demo_outcome_rows) only; oprm = the union of both, every row of each (e2h.data.orm.oprm_examples)."""
+    from e2h.data.orm import oprm_examples
+    from e2h.world import label_with_checker
+
+    steps: list[StepExample] = []
+    if cfg.prm.kind != "orm":
+        by_id = {p.id: p for p in pool}
+        labelled = [label_with_checker(by_id[s.problem_id], s.completion, cfg.world.after_error) for s in samples]
+        labelled = [e for e in labelled if all(step.strip() for step in e.steps)]  # an empty sample has no steps
+        steps = dedupe(labelled + step_rows)
+    if cfg.prm.kind == "prm":
+        return steps
+    outcome = demo_outcome_rows(cfg, pool, samples)
+    return outcome if cfg.prm.kind == "orm" else oprm_examples(steps, outcome)
+
+
+def prm_kind_fingerprint(cfg: RunConfig) -> str | None:
+    """What the PRM's data depend on beyond the pool: None for prm (runs made before orm / oprm stay done)."""
+    if cfg.prm.kind == "prm":
+        return None
+    return f"prm.kind={cfg.prm.kind}, data.orm_max_ratio={cfg.data.orm_max_ratio}"
+
+
 def build_prm_pool(cfg: RunConfig, config_path: Path, levels: tuple[int, ...], suffix: str) -> Path:
-    """Policy samples on training problems of ``levels``, each step labelled by the world's checker, plus the
-    reference, flawed and misconceived solutions of those levels: the PRM's training data."""
-    from e2h.world import label_with_checker, world_step_examples
+    """Policy samples on training problems of ``levels``; with prm.kind prm, each step labelled by the world's
+    checker, plus the reference, flawed and misconceived solutions of those levels: the PRM's training data
+    (orm / oprm: the samples' outcome rows, or both; prm_pool_rows)."""
+    from e2h.world import world_step_examples
 
     prompts = RunLayout(cfg).data_dir.joinpath(f"prompts_prm_pool{suffix}.jsonl")
     pool = pool_prompts(cfg, levels)
@@ -131,17 +192,14 @@ def build_prm_pool(cfg: RunConfig, config_path: Path, levels: tuple[int, ...], s
     out = RunLayout(cfg).path(f"samples_prm_pool{suffix}")
     e2h_command(config_path, "sample", f"sample.prompts={prompts}", f"sample.output_dir={out}",
                 f"sample.n={cfg.demo.prm_pool_samples}", f"sample.temperature={cfg.demo.prm_pool_temperature}")
-    by_id = {p.id: p for p in pool}
-    labelled = [label_with_checker(by_id[s.problem_id], s.completion, cfg.world.after_error)
-                for shard in sorted(out.glob("shard-*.jsonl")) for s in iter_records(shard, Sample)]
-    labelled = [e for e in labelled if all(step.strip() for step in e.steps)]  # an empty sample has no steps
+    samples = [s for shard in sorted(out.glob("shard-*.jsonl")) for s in iter_records(shard, Sample)]
     if suffix:  # the upper bound: negatives of every level, made as `e2h data prepare` makes the easy ones
         train = [p for p in load_records(RunLayout(cfg).prompts("train"), Problem) if p.level in levels]
         flawed = world_step_examples(train, cfg.world, cfg.run.seed)
     else:
         flawed = load_records(RunLayout(cfg).data_dir.joinpath("prm_train.jsonl"), StepExample)
     path = RunLayout(cfg).data_dir.joinpath(f"prm_demo{suffix}.jsonl")
-    save_records(path, dedupe(labelled + flawed))
+    save_records(path, prm_pool_rows(cfg, pool, samples, flawed))
     return path
 
 
@@ -249,20 +307,24 @@ STAGES = [
     Stage("world", stage_world, "leveled world, tokenizer, tiny backbones"),
     Stage("data", stage_data, "SFT + PRM data from levels 1-3"),
     Stage("sft", stage_sft, "SFT of the policy on levels 1-3 (DeepSpeed)"),
-    Stage("prm_pool", stage_prm_pool, "policy samples on easy problems, labelled by the step checker"),
-    Stage("prm", stage_prm, "PRM training on levels 1-3 (DeepSpeed)"),
+    Stage("prm_pool", stage_prm_pool, "policy samples on easy problems, labelled by the step checker",
+          fingerprint=prm_kind_fingerprint),
+    Stage("prm", stage_prm, "PRM training on levels 1-3 (DeepSpeed)", fingerprint=prm_kind_fingerprint),
     Stage("sample", stage_sample, "N samples per test problem, all levels (vLLM)"),
-    Stage("score", stage_score, "PRM step scores"),
-    Stage("eval", stage_eval, "grading, reranking curves, report"),
-    Stage("ppo", stage_ppo, "short PPO run with process rewards"),
+    Stage("score", stage_score, "PRM step scores", fingerprint=prm_kind_fingerprint),
+    Stage("eval", stage_eval, "grading, reranking curves, report", fingerprint=prm_kind_fingerprint),
+    Stage("ppo", stage_ppo, "short PPO run with process rewards", fingerprint=prm_kind_fingerprint),
 ]
 # --with-upper-bound: the same PRM recipe on levels 1-5, scored and evaluated on the same samples (the paper's
 # upper bound: how much of its gain the easy-trained PRM recovers)
 UPPER_BOUND_STAGES = [
-    Stage("prm_pool_all", stage_prm_pool_all, "policy samples on training problems of levels 1-5, checker-labelled"),
-    Stage("prm_all", stage_prm_all, "upper-bound PRM trained on levels 1-5 (DeepSpeed)"),
-    Stage("score_all", stage_score_all, "upper-bound PRM step scores on the same samples"),
-    Stage("eval_all", stage_eval_all, "reranking with the upper-bound PRM"),
+    Stage("prm_pool_all", stage_prm_pool_all, "policy samples on training problems of levels 1-5, checker-labelled",
+          fingerprint=prm_kind_fingerprint),
+    Stage("prm_all", stage_prm_all, "upper-bound PRM trained on levels 1-5 (DeepSpeed)",
+          fingerprint=prm_kind_fingerprint),
+    Stage("score_all", stage_score_all, "upper-bound PRM step scores on the same samples",
+          fingerprint=prm_kind_fingerprint),
+    Stage("eval_all", stage_eval_all, "reranking with the upper-bound PRM", fingerprint=prm_kind_fingerprint),
 ]
 # data.source=math: a pretrained model from a registry package on real MATH / PRM800K files, no world
 MATH_STAGES = [

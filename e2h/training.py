@@ -46,7 +46,8 @@ API (everything a recipe needs, in the order it calls it)::
   loop checks after each optimizer step, collectively; the recipe then saves a checkpoint on every rank and
   raises :class:`Stopped`, which the CLI turns into exit code :data:`EXIT_STOPPED` (75, EX_TEMPFAIL: "saved,
   run me again"). The next run with the same config resumes at the saved step.
-- Logs: TensorBoard scalars under ``<out>/tensorboard`` and ``<out>/train_log.jsonl`` (rank 0), tqdm on rank 0.
+- Logs: the ``report_to`` tracker (e2h.tracking: TensorBoard scalars under ``<out>/tensorboard`` by default,
+  wandb, none) and ``<out>/train_log.jsonl`` (rank 0), tqdm on rank 0.
 """
 
 from __future__ import annotations
@@ -427,32 +428,30 @@ def save_final(engine, out_dir: str | os.PathLike, save_hf: SaveHF) -> None:
 
 
 class TrainLogger:
-    """TensorBoard scalars + ``train_log.jsonl`` + a tqdm bar, all on rank 0 only."""
+    """Scalars to the ``report_to`` tracker (e2h.tracking: TensorBoard by default, wandb, none) +
+    ``train_log.jsonl`` + a tqdm bar, all on rank 0 only."""
 
     def __init__(self, dist: DistContext, out_dir: str | os.PathLike, total_steps: int, initial_step: int = 0,
-                 desc: str = "train"):
+                 desc: str = "train", report_to: str = "tensorboard", config: dict | None = None):
         self.enabled = dist.is_main
-        self.writer = self.bar = None
+        self.tracker = self.bar = None
         self.log_path = Path(out_dir) / "train_log.jsonl"
         if not self.enabled:
             return
         from tqdm.auto import tqdm
 
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
+        from e2h.tracking import make_tracker
 
-            self.writer = SummaryWriter(str(Path(out_dir) / "tensorboard"))
-        except ImportError:  # pragma: no cover - tensorboard is a dependency
-            self.writer = None
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        self.tracker = make_tracker(report_to, out_dir, run_name=f"{desc}-{Path(out_dir).resolve().name}",
+                                    config_dict=config)
         self.bar = tqdm(total=total_steps, initial=initial_step, desc=desc, dynamic_ncols=True)
 
     def log(self, step: int, scalars: dict[str, float], advance: bool = True) -> None:
         if not self.enabled:
             return
-        if self.writer is not None:
-            for name, value in scalars.items():
-                self.writer.add_scalar(name, value, step)
+        if scalars:
+            self.tracker.log(scalars, step)
         with open(self.log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"step": step, **scalars}) + "\n")
         if advance:
@@ -460,10 +459,12 @@ class TrainLogger:
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in scalars.items() if k in ("loss", "lr")})
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        if self.tracker is not None:
+            self.tracker.close()
+            self.tracker = None
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def read_train_log(out_dir: str | os.PathLike) -> list[dict]:

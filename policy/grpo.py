@@ -28,6 +28,7 @@ from e2h.config import ConfigError, RunConfig, resolve_shipped_file, save_config
 from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.text_format import format_prompt
+from e2h.tracking import trl_report_to
 from policy.process_reward import PRMStepScorer, RolloutScorer
 from policy.rewards import RewardSettings
 
@@ -97,7 +98,7 @@ def trainer_args(cfg: RunConfig, out: Path):
         vllm_gpu_memory_utilization=g.gpu_memory_utilization, use_cpu=not cuda,
         bf16=cuda and torch.cuda.is_bf16_supported(), deepspeed=str(resolve_shipped_file(g.deepspeed_config)) if g.deepspeed_config else None,
         save_strategy="steps", save_steps=g.checkpoint_every, logging_steps=g.log_every,
-        report_to=["tensorboard"], seed=g.seed, data_seed=g.seed,
+        report_to=trl_report_to(g.report_to), seed=g.seed, data_seed=g.seed,
     )
 
 

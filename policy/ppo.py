@@ -284,7 +284,8 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
             (out / "train_log.jsonl").unlink(missing_ok=True)
         else:
             training.truncate_train_log(out, first)  # rows a killed run wrote after its last checkpoint
-    logger = training.TrainLogger(dist, out, total_steps, initial_step=first, desc="ppo")
+    logger = training.TrainLogger(dist, out, total_steps, initial_step=first, desc="ppo", report_to=p.report_to,
+                                  config=cfg.model_dump(mode="json"))
     max_tokens = min(p.max_new_tokens, p.max_model_len - p.max_prompt_tokens)
     sample_params = GenerationParams(n=1, temperature=p.temperature, top_k=p.top_k, max_tokens=max_tokens)
     steps_per_epoch = len(problems) // p.rollout_batch_size

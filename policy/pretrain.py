@@ -40,7 +40,7 @@ def base_fingerprint(cfg: RunConfig) -> str:
         "world": cfg.world.model_dump(mode="json", exclude=_NOT_IN_CORPUS),
         "tokenizer": cfg.tokenizer.model_dump(mode="json"),
         "policy": cfg.policy.model_dump(mode="json", exclude={"path"}),
-        "pretrain": cfg.pretrain.model_dump(mode="json", exclude={"output_dir"}),
+        "pretrain": cfg.pretrain.model_dump(mode="json", exclude={"output_dir", "report_to"}),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -51,7 +51,7 @@ def sft_paths(cfg: RunConfig) -> tuple[Path, str, Path]:
 
 def fingerprint(cfg: RunConfig, data: Path, init: str) -> str:
     """What decides the trained weights: the SFT section, the data file, the starting model, the seed."""
-    payload = {"sft": cfg.sft.model_dump(mode="json", exclude={"output_dir"}), "data": file_checksum(data),
+    payload = {"sft": cfg.sft.model_dump(mode="json", exclude={"output_dir", "report_to"}), "data": file_checksum(data),
                "init": str(init), "seed": cfg.run.seed}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -106,7 +106,8 @@ def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -
         save_config(cfg, out)
         if first == 0:
             (out / "train_log.jsonl").unlink(missing_ok=True)  # a fresh run's log starts empty
-    logger = training.TrainLogger(dist, out, sched.total_steps, initial_step=first, desc="sft")
+    logger = training.TrainLogger(dist, out, sched.total_steps, initial_step=first, desc="sft",
+                                  report_to=cfg.sft.report_to, config=cfg.model_dump(mode="json"))
     pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
     tokens = 0
     engine.train()

@@ -162,7 +162,8 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
         model.save_pretrained(folder, tokenizer=tokenizer, state_dict=state_dict)
 
     client = {"num_examples": len(encoded), "seed": cfg.run.seed, "config_hash": key}
-    logger = training.TrainLogger(dist, out, sched.total_steps, initial_step=start_step, desc="train-prm")
+    logger = training.TrainLogger(dist, out, sched.total_steps, initial_step=start_step, desc="train-prm",
+                                  report_to=pcfg.report_to, config=cfg.model_dump(mode="json"))
     engine.train()
     last = {}
     with training.GracefulStop() as stop:  # SIGTERM / SIGUSR1: save after this step, exit

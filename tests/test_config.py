@@ -67,3 +67,35 @@ def test_paper_configs_carry_reference_hyperparameters():
     assert (seven.sample.temperature, seven.sample.top_k) == (0.7, 20)
     assert (seven.ppo.kl_coef, seven.ppo.process_reward_upper_bound, seven.ppo.gamma, seven.ppo.lam) == (0.01, 0.5, 1, 1)
     assert load_config("configs/llemma-7b-prm800k-level1-5.yaml").data.train_levels == [1, 2, 3, 4, 5]
+
+
+def _leaves(tree, prefix=""):
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _leaves(sub, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: tree}
+
+
+def _changed(base: str, variant: str) -> dict:
+    one, two = (_leaves(load_config(f"configs/{name}.yaml").model_dump()) for name in (base, variant))
+    return {key: two[key] for key in one if one[key] != two[key]}
+
+
+@pytest.mark.parametrize("size", ["7b", "34b"])
+def test_oprm_variants_differ_from_their_prm800k_config_only_in_the_outcome_data(size):
+    base = f"llemma-{size}-prm800k-level1-3"
+    assert _changed(base, f"llemma-{size}-oprm-level1-3") == {
+        "run.name": f"llemma-{size}-oprm-level1-3", "run.out_dir": f"runs/llemma-{size}-oprm-level1-3",
+        "data.orm_samples": f"runs/{base}/samples_train", "sft.output_dir": f"runs/{base}/sft",
+        "prm.kind": "oprm", "prm.max_length": 1024}
+
+
+def test_metamath_shepherd_variant_differs_only_in_its_data_sft_and_ppo():
+    changed = _changed("llemma-7b-prm800k-level1-3", "llemma-7b-metamath-shepherd-level1-3")
+    assert changed == {
+        "run.name": "llemma-7b-metamath-shepherd-level1-3", "run.out_dir": "runs/llemma-7b-metamath-shepherd-level1-3",
+        "data.sft_source": "metamath", "data.prm_source": "math_shepherd", "data.metamath_include_gsm": True,
+        "data.shepherd_match": "prefix",
+        "sft.lr": 8e-6, "sft.max_length": 1024, "sft.precision": "fp32",
+        "ppo.lr": 5e-6, "ppo.step_batch_size": 256, "ppo.temperature": 1.2, "ppo.kl_coef": 0.002}
+    cfg = load_config("configs/llemma-7b-metamath-shepherd-level1-3.yaml")
+    assert (cfg.data.metamath, cfg.data.math_shepherd) == ("meta-math/MetaMathQA", "peiyi9979/Math-Shepherd")
