@@ -235,3 +235,32 @@ def tiny_prm_dir(tmp_path_factory, tiny_prm_backbone, tiny_tokenizer):
     folder = tmp_path_factory.mktemp("tiny_prm") / "prm"
     model.save_pretrained(folder, tokenizer=tiny_tokenizer)
     return str(folder)
+
+
+@_pytest.fixture
+def world_of_one(monkeypatch):
+    """The environment of a one-process torch.distributed world on loopback (what torchrun would set)."""
+    from e2h.loopback import free_port
+
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": str(free_port())}.items():
+        monkeypatch.setenv(key, value)
+    yield
+
+
+# --- world samples (ORM data, the demo's PRM pool) -------------------------------------------------------------
+
+
+def world_sample(problem, index: int, completion: str):
+    """A policy sample of a world problem, as `e2h sample` writes it."""
+    from e2h.records import Sample
+    from e2h.text_format import format_prompt
+
+    return Sample(problem_id=problem.id, sample_index=index, prompt=format_prompt(problem.problem),
+                  completion=completion, gold_answer=problem.answer, level=problem.level)
+
+
+def wrong_answer(problem) -> str:
+    """The problem's reference reasoning with an answer one off."""
+    reasoning = problem.solution.rsplit("\n\n# Answer\n\n", 1)[0]
+    return f"{reasoning}\n\n# Answer\n\n{int(problem.answer) + 1}"

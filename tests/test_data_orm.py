@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 import pytest
+from conftest import world_sample as sample, wrong_answer as wrong
 
 from e2h.config import ConfigError, WorldSection, load_config
 from e2h.data.orm import balance, iter_samples, oprm_examples, orm_examples
@@ -14,7 +15,6 @@ from e2h.data.splits import HeldOut
 from e2h.grading import grade
 from e2h.jsonl import RecordError
 from e2h.records import Sample, StepExample, load_records
-from e2h.text_format import format_prompt
 from e2h.world import generate_world
 
 SIZES = {"train_per_level": 4, "validation_per_level": 2, "test_per_level": 2}
@@ -25,16 +25,6 @@ def world():
     splits = generate_world(WorldSection(**SIZES))
     held = HeldOut.of(splits["validation"], splits["test"])
     return splits, held
-
-
-def sample(problem, index: int, completion: str) -> Sample:
-    return Sample(problem_id=problem.id, sample_index=index, prompt=format_prompt(problem.problem),
-                  completion=completion, gold_answer=problem.answer, level=problem.level)
-
-
-def wrong(problem) -> str:
-    reasoning = problem.solution.rsplit("\n\n# Answer\n\n", 1)[0]
-    return f"{reasoning}\n\n# Answer\n\n{int(problem.answer) + 1}"
 
 
 def hand_samples(splits) -> list[Sample]:

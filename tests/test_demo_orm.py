@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import world_sample as sample, wrong_answer as wrong
 
 from e2h.config import WorldSection
 from e2h.grading import grade
 from e2h.pipeline import (data_stage_config, demo_config, demo_stages, prm_kind_fingerprint, prm_pool_rows)
 from e2h.records import Sample
-from e2h.text_format import format_prompt, is_answer_step
+from e2h.text_format import is_answer_step
 from e2h.world import generate_world, world_step_examples
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,16 +23,6 @@ CONFIG = str(ROOT / "configs" / "demo.yaml")
 def pool():
     splits = generate_world(WorldSection(train_per_level=4, validation_per_level=2, test_per_level=2))
     return [p for p in splits["train"] if p.level in (1, 2, 3)][:3]
-
-
-def sample(problem, index: int, completion: str) -> Sample:
-    return Sample(problem_id=problem.id, sample_index=index, prompt=format_prompt(problem.problem),
-                  completion=completion, gold_answer=problem.answer, level=problem.level)
-
-
-def wrong(problem) -> str:
-    reasoning = problem.solution.rsplit("\n\n# Answer\n\n", 1)[0]
-    return f"{reasoning}\n\n# Answer\n\n{int(problem.answer) + 1}"
 
 
 def pool_samples(pool) -> list[Sample]:

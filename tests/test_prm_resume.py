@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from conftest import kill_process_group, prm_step_examples
-from e2h.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -33,14 +32,6 @@ def losses(out: Path) -> dict[int, float]:
     from e2h import training
 
     return {r["step"]: r["loss"] for r in training.read_train_log(out) if "loss" in r}
-
-
-@pytest.fixture
-def world_of_one(monkeypatch):
-    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                       "MASTER_PORT": str(free_port())}.items():
-        monkeypatch.setenv(key, value)
-    yield
 
 
 @pytest.mark.distributed

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from conftest import prm_step_examples
-from e2h.loopback import free_port
 from e2h.tracking import make_tracker, trl_report_to
 
 
@@ -101,14 +100,6 @@ def test_wandb_offline_run_holds_the_logged_history(tmp_path, monkeypatch):
     (history,) = runs[0].glob("*.wandb")
     data = history.read_bytes()
     assert b"loss" in data and b"lr" in data
-
-
-@pytest.fixture
-def world_of_one(monkeypatch):
-    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                       "MASTER_PORT": str(free_port())}.items():
-        monkeypatch.setenv(key, value)
-    yield
 
 
 @pytest.mark.distributed
