@@ -123,11 +123,12 @@ class DynamicBatcher:
             self.on_queue_depth(len(self._queue))
 
     def _full(self) -> bool:
-        size = tokens = 0
+        """Whether the queue already holds a whole batch, by the budget _take_batch applies (padded tokens)."""
+        size = longest = 0
         for item in self._queue:
             size += 1
-            tokens += item.tokens
-            if size >= self.max_batch_size or tokens >= self.max_batch_tokens:
+            longest = max(longest, item.tokens)
+            if size >= self.max_batch_size or longest * size >= self.max_batch_tokens:
                 return True
         return False
 
