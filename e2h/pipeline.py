@@ -49,7 +49,7 @@ from e2h.evaluate import ORACLE
 from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.records import Problem, Sample, StepExample, iter_records, load_records, save_records
-from e2h.text_format import is_answer_step, split_solution
+from e2h.text_format import ends_with_answer, split_solution
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 HEADLINE = {"pass@1": ("majority", 0), "majority@N": ("majority", -1), "best_of_n@N": ("best_of_n/min", -1),
@@ -100,7 +100,8 @@ def stage_data(cfg: RunConfig, config_path: Path) -> list[Path]:
     from e2h.data.prepare import prepare
 
     prepare(data_stage_config(cfg))
-    return [RunLayout(cfg).data_dir.joinpath("sft_train.jsonl"), RunLayout(cfg).data_dir.joinpath("prm_train.jsonl")]
+    data = RunLayout(cfg).data_dir
+    return [data / "sft_train.jsonl", data / "prm_train.jsonl"]
 
 
 def stage_sft(cfg: RunConfig, config_path: Path) -> list[Path]:
@@ -234,7 +235,8 @@ def stage_eval_all(cfg: RunConfig, config_path: Path) -> list[Path]:
                 "levels 1-5": verifier_auc(cfg, UPPER)}
         effects = {"levels 1-3": effect(read_metrics(cfg)), "levels 1-5": effect(read_metrics(cfg, UPPER))}
         rewrite_report(cfg, verifier_tables(aucs, effects), UPPER)
-    return [RunLayout(cfg).path("eval" + UPPER, "metrics.json"), RunLayout(cfg).path("eval" + UPPER, "report.html")]
+    upper_eval = stage_dir(cfg, "eval", UPPER)
+    return [upper_eval / "metrics.json", upper_eval / "report.html"]
 
 
 def dedupe(examples: list[StepExample]) -> list[StepExample]:
@@ -284,10 +286,11 @@ def stage_eval(cfg: RunConfig, config_path: Path) -> list[Path]:
     """`e2h eval`; on the world also the PRM's step AUC against the checker (eval/step_auc.json, and a table in
     the report)."""
     e2h_command(config_path, "eval")
-    outputs = [RunLayout(cfg).eval_dir / "metrics.json", RunLayout(cfg).eval_dir / "report.html"]
+    eval_dir = RunLayout(cfg).eval_dir
+    outputs = [eval_dir / "metrics.json", eval_dir / "report.html"]
     if cfg.data.source == "world":
         rewrite_report(cfg, verifier_tables({"levels 1-3": verifier_auc(cfg)}))
-        outputs.append(RunLayout(cfg).eval_dir / "step_auc.json")
+        outputs.append(eval_dir / "step_auc.json")
     return outputs
 
 
@@ -466,7 +469,7 @@ def checked_chain_rate(cfg: RunConfig, levels: tuple[int, ...] = (4, 5)) -> floa
 
     def checked(sample: Sample) -> bool:
         steps = split_solution(sample.completion)
-        return bool(steps) and is_answer_step(steps[-1]) and all(check_steps(problems[sample.problem_id], steps))
+        return ends_with_answer(steps) and all(check_steps(problems[sample.problem_id], steps))
 
     verdicts = [checked(s) for s in scored_samples(cfg) if s.level in levels]
     return 100 * sum(verdicts) / max(len(verdicts), 1)
