@@ -62,6 +62,7 @@ READS: dict[str, list[str]] = {
     'world.nest_p': ['e2h.world:world_scale', 'e2h.world.generator:_operand', 'e2h.world.generator:draw_arithmetic'],
     'world.corpus_per_level': ['e2h.world.corpus:corpus_problems'],
     'world.corpus_slip_share': ['e2h.world.corpus:check_author_shares'],
+    'world.step_format': ['e2h.world:world_subjects', 'e2h.world:generate_world', 'e2h.world.corpus:corpus_problems'],
     'world.misconceptions': ['e2h.world:world_step_examples', 'e2h.world.corpus:check_author_shares'],
     'tokenizer.vocab_size': ['e2h.world.commands:build', 'policy.pretrain:build_base'],
     'tokenizer.path': ['e2h.doctor:config_input_paths', 'e2h.pipeline:with_base', 'e2h.world.commands:build'],

@@ -28,6 +28,7 @@ from e2h.world.checker import check_steps, first_error, parse_answer, parse_step
 from e2h.world.flaws import FlawedSolution, flawed_solutions
 from e2h.world.generator import LEVELS, SLUGS, SUBJECTS, Scale, make_problem, unique_problems
 from e2h.world.misconceptions import misconceived_steps
+from e2h.world.restated import SUBJECTS as RESTATED_SUBJECTS
 
 __all__ = [
     "LEVELS", "SUBJECTS", "FlawedSolution", "check_steps", "first_error", "flawed_solutions", "generate_world",
@@ -42,6 +43,9 @@ def world_subjects(cfg: WorldSection) -> list[str]:
     unknown = [s for s in subjects if s not in SUBJECTS]
     if unknown:
         raise ConfigError(f"config key 'world.subjects': unknown subject(s) {unknown}; choose from {list(SUBJECTS)}")
+    if cfg.step_format == "restated" and not set(subjects) <= set(RESTATED_SUBJECTS):
+        raise ConfigError(f"config key 'world.step_format': restated steps are written for "
+                          f"{list(RESTATED_SUBJECTS)} only; world.subjects is {subjects}")
     return subjects
 
 
@@ -81,7 +85,7 @@ def generate_world(cfg: WorldSection) -> dict[str, list[Problem]]:
                 subject, problem = next(drawn)
                 pid = f"world/{split}/{SLUGS[subject]}/L{level}-{counters[subject]:04d}"
                 counters[subject] += 1
-                splits[split].append(make_problem(problem, pid, level, subject))
+                splits[split].append(make_problem(problem, pid, level, subject, cfg.step_format))
     return splits
 
 

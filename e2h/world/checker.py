@@ -37,6 +37,9 @@ _TOKEN = re.compile(r"\s*(?:([0-9]+)|(mod)(?![A-Za-z])|([-+*/()=]))")
 _ANSWER_INT = re.compile(r"^(-?)([0-9]{1,12})$")
 _ANSWER_FRAC = re.compile(r"^(-?)\\[dt]?frac\{([0-9]{1,12})\}\{([0-9]{1,12})\}$")
 _ANSWER_SLASH = re.compile(r"^(-?)([0-9]{1,12})/([0-9]{1,12})$")
+# the problems whose question is one expression (Arithmetic, Modular Arithmetic)
+EXPRESSION_PROBLEM = re.compile(r"^(?:Compute (?P<compute>.+)\.|Find the remainder when (?P<mod>.+) is divided by "
+                         r"(?P<m>\d+)\.)$")
 _PROBLEM_NUMBER = re.compile(r"[0-9]+")  # ASCII digits only: "٣" is not a world number
 
 
@@ -199,6 +202,56 @@ def reference_of(problem: Problem) -> Reference:
     return Reference(numbers=numbers, needed=frozenset(needed), answer=answer)
 
 
+def is_restated(problem: Problem) -> bool:
+    """Whether the problem's reference solution is in the restated format (e2h.world.restated): its first
+    reasoning step states an expression, not an equation."""
+    first = next((s for s in split_solution(problem.solution or "") if not is_answer_step(s)), "")
+    return bool(first) and "=" not in first
+
+
+def evaluate_line(text: str) -> tuple[sympy.Rational, int]:
+    """A restated step's value (precedence as usual) and how many operations it still has; Malformed if it is
+    not an expression of the world's grammar."""
+    text = text.strip()
+    text = text[:-1] if text.endswith(".") else text
+    tokens = tokenize(text)
+    parser = _Parser(tokens)
+    value = parser.expr()
+    if not tokens or parser.pos != len(tokens):
+        raise Malformed("not one expression")
+    binary = sum(1 for i, t in enumerate(tokens) if t in ("+", "-", "*", "/", "mod") and i > 0
+                 and (tokens[i - 1][0] in "0123456789" or tokens[i - 1] == ")"))
+    return value, binary
+
+
+def _check_restated(problem: Problem, answer: sympy.Rational, steps: list[str]) -> list[bool | None]:
+    """A restated step is correct when it parses, has fewer operations than the last correct line (the problem
+    at first) and still evaluates to the answer: nothing was lost, miscopied or miscomputed on the way."""
+    _, remaining = evaluate_line(_problem_expression(problem))
+    verdicts: list[bool | None] = []
+    for step in steps:
+        if is_answer_step(step):
+            verdicts.append(parse_answer(_answer_text(step)) == answer)
+            continue
+        try:
+            value, operations = evaluate_line(step)
+        except Malformed:
+            verdicts.append(False)
+            continue
+        ok = value == answer and operations < remaining
+        if ok:
+            remaining = operations
+        verdicts.append(ok)
+    return verdicts
+
+
+def _problem_expression(problem: Problem) -> str:
+    match = EXPRESSION_PROBLEM.match(problem.problem)
+    if match is None:
+        raise ValueError(f"problem {problem.id}: restated steps need a 'Compute ...' or remainder problem")
+    return match["compute"] if match["m"] is None else f"({match['mod']}) mod {match['m']}"
+
+
 def check_steps(problem: Problem, steps: list[str]) -> list[bool | None]:
     """One verdict per step (see the module docstring). The world's checker judges every step, so it never
     returns None; the type leaves room for checkers that cannot.
@@ -208,6 +261,11 @@ def check_steps(problem: Problem, steps: list[str]) -> list[bool | None]:
         check_steps(p, ["3 * 7 = 21", "21 + 5 = 27", "# Answer\\n\\n27"])   ->  [True, False, False]
         check_steps(p, ["3 + 7 = 10", "10 + 5 = 15", "# Answer\\n\\n26"])   ->  [False, False, True]
     """
+    if is_restated(problem):
+        answer = parse_answer(problem.answer)
+        if answer is None:
+            raise ValueError(f"problem {problem.id}: not a world problem (answer {problem.answer!r})")
+        return _check_restated(problem, answer, steps)
     ref = reference_of(problem)
     grounded = set(ref.numbers)
     verdicts: list[bool | None] = []

@@ -61,7 +61,7 @@ def corpus_problems(cfg: WorldSection, held_out: list[Problem]) -> list[Problem]
         try:
             for index, (subject, problem) in enumerate(drawn):
                 problems.append(make_problem(problem, f"world/corpus/{SLUGS[subject]}/L{level}-{index:05d}",
-                                             level, subject))
+                                             level, subject, cfg.step_format))
         except TooFewProblems:
             pass  # small numbers leave level 1 with fewer distinct problems than asked: the corpus keeps them all
     return problems

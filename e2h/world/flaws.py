@@ -29,7 +29,9 @@ from fractions import Fraction
 
 from e2h.records import Problem
 from e2h.text_format import format_solution, is_answer_step, split_solution
-from e2h.world.generator import apply_op, latex_answer, step_text
+from e2h.world import restated
+from e2h.world.checker import first_error, is_restated
+from e2h.world.generator import Node, apply_op, latex_answer, step_text
 
 KINDS = ("arithmetic", "operation", "operand", "answer", "misstep")
 KIND_WEIGHTS = {"arithmetic": 0.5, "operation": 0.2, "operand": 0.15, "answer": 0.15, "misstep": 0.0}
@@ -200,6 +202,72 @@ def make_flaw(problem: Problem, plan: list[PlanStep], kind: str, index: int,
     raise ValueError(f"unknown flaw kind {kind!r}; expected one of {KINDS}")
 
 
+def make_restated_flaw(problem: Problem, tree: Node, kind: str, index: int,
+                       rng: random.Random) -> FlawedSolution | None:
+    """One flaw of ``kind`` at step ``index`` of a restated solution (e2h.world.restated), the steps after it
+    going on correctly from what it wrote; None if that spot has none. The kinds as in the fact format:
+    arithmetic (a wrong value), operation (another operation on the same numbers), operand (a number miscopied
+    from the line before), misstep (an operation done out of order: "3 + 4 * 5" -> "7 * 5"), answer."""
+
+    def detour(step: int, current: Node) -> Node | None:
+        if step != index:
+            return None
+        path = restated.ready_path(current)
+        node = restated.node_at(current, path)
+        if kind in ("arithmetic", "operation"):
+            if kind == "arithmetic":
+                wrongs = near_misses(node.value, rng, node.value.denominator == 1)
+            else:
+                wrongs = [apply_op(op, node.left.value, node.right.value)
+                          for op in rng.sample(["+", "-", "*"], 3) if op != node.op and node.op != "mod"]
+            wrong = next((w for w in wrongs if w != node.value and (w > 0 or node.value <= 0)), None)
+            return None if wrong is None else restated.replace_at(current, path, Node(wrong))
+        if kind == "operand":
+            leaves = _leaf_paths(current)
+            leaf_path = rng.choice(leaves)
+            leaf = restated.node_at(current, leaf_path)
+            misread = next((m for m in near_misses(leaf.value, rng, True) if m > 0), None)
+            if misread is None:
+                return None
+            copied = restated.replace_at(current, leaf_path, Node(misread))
+            ready = restated.ready_path(copied)
+            done = restated.node_at(copied, ready)
+            return restated.replace_at(copied, ready, Node(restated.evaluate(done.left.value, done.op,
+                                                                              done.right.value)))
+        if kind == "misstep":
+            options = restated.out_of_order(current)
+            return rng.choice(options) if options else None
+        raise ValueError(f"unknown flaw kind {kind!r}; expected one of {KINDS}")
+
+    try:
+        if kind == "answer":
+            lines, value = restated.reduce_chain(tree)
+            wrong = next(v for v in near_misses(value, rng, value.denominator == 1) if v != value)
+            steps = [*lines, restated.answer_step(wrong)]
+        else:
+            changed: list[bool] = []
+
+            def tracked(step: int, current: Node) -> Node | None:
+                new = detour(step, current)
+                changed.append(new is not None)
+                return new
+
+            lines, value = restated.reduce_chain(tree, detour=tracked)
+            if not any(changed):
+                return None
+            steps = [*lines, restated.answer_step(value)]
+    except restated.Stuck:
+        return None
+    error = first_error(problem, steps)
+    return None if error is None else FlawedSolution(steps, first_error=error, kind=kind)
+
+
+def _leaf_paths(tree: Node, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    if tree.op is None:
+        return [path]
+    return _leaf_paths(tree.left, (*path, "L")) + _leaf_paths(tree.right, (*path, "R"))
+
+
 def _available_operands(plan: list[PlanStep], index: int) -> list[Fraction]:
     """Values a solution may combine at step ``index``: the problem's numbers and the earlier steps' results
     (each once, in order of appearance)."""
@@ -221,13 +289,23 @@ def flawed_solutions(problem: Problem, rng: random.Random, k: int,
     if unknown:
         raise ValueError(f"unknown flaw kind(s) {sorted(unknown)}; expected some of {KINDS}")
     kind_weights = [weights.get(kind, 0.0) for kind in KINDS]
-    plan = plan_of(problem)
+    if is_restated(problem):
+        tree = restated.problem_tree(problem.problem)
+        steps = restated.operations(tree)
+
+        def draw(kind: str) -> FlawedSolution | None:
+            return make_restated_flaw(problem, tree, kind, rng.randrange(steps), rng)
+    else:
+        plan = plan_of(problem)
+
+        def draw(kind: str) -> FlawedSolution | None:
+            return make_flaw(problem, plan, kind, rng.randrange(len(plan)), rng)
     found: dict[str, FlawedSolution] = {}
     for _ in range(20 * k):
         if len(found) >= k:
             break
         kind = rng.choices(KINDS, weights=kind_weights)[0]
-        flaw = make_flaw(problem, plan, kind, rng.randrange(len(plan)), rng)
+        flaw = draw(kind)
         if flaw is not None:
             found.setdefault(flaw.text, flaw)
     return list(found.values())

@@ -281,8 +281,15 @@ DRAWERS: dict[str, Callable[[random.Random, int, Scale], Drawn]] = {
 
 
 # ----------------------------------------------------------------------------------------------- problems
-def make_problem(drawn: Drawn, problem_id: str, level: int, subject: str) -> Problem:
+def make_problem(drawn: Drawn, problem_id: str, level: int, subject: str, step_format: str = "fact") -> Problem:
+    """A world problem whose reference solution is written in ``step_format``: "fact" steps ("4 * 5 = 20") or
+    "restated" ones (the whole remaining expression, e2h.world.restated)."""
     answer = latex_answer(drawn.answer)
+    if step_format == "restated":
+        from e2h.world.restated import restated_solution  # restated builds on this module's Node
+
+        return Problem(id=problem_id, problem=drawn.problem, answer=answer, level=level, subject=subject,
+                       solution=format_solution(restated_solution(drawn.problem)), source="world")
     return Problem(id=problem_id, problem=drawn.problem, answer=answer, level=level, subject=subject,
                    solution=format_solution(drawn.steps, answer), source="world")
 

@@ -18,18 +18,18 @@ not the evaluation order), so hard problems are where misconceptions pile up, as
 
 from __future__ import annotations
 
-import re
 from fractions import Fraction
 from typing import Callable
 
 from e2h.records import Problem
+from e2h.text_format import split_solution
+from e2h.world import restated
+from e2h.world.checker import EXPRESSION_PROBLEM, is_restated
 from e2h.world.flaws import PlanStep, plan_of, replay_step
 from e2h.world.generator import apply_op, latex_answer, step_text
 
 MISCONCEPTIONS = ("left_to_right", "mod_quotient", "reversed_subtraction")
 
-_EXPRESSION = re.compile(r"^(?:Compute (?P<compute>.+)\.|Find the remainder when (?P<mod>.+) is divided by "
-                         r"(?P<m>\d+)\.)$")
 
 
 def _mod_quotient(left: Fraction, op: str, right: Fraction) -> Fraction | None:
@@ -66,7 +66,7 @@ def _replay(plan: list[PlanStep], rule: Callable[[Fraction, str, Fraction], Frac
 def _left_to_right(problem: Problem) -> list[str] | None:
     """Read the expression's numbers and operators in written order, brackets dropped, each result feeding the
     next operator; a remainder problem then takes the (true) remainder of that result."""
-    match = _EXPRESSION.match(problem.problem)
+    match = EXPRESSION_PROBLEM.match(problem.problem)
     if match is None:
         return None
     expression = match["compute"] or match["mod"]
@@ -100,12 +100,29 @@ def misconceived_steps(problem: Problem, rule: str) -> list[str] | None:
     None when the rule does not change this problem's solution (the author then gets it right)."""
     if rule not in MISCONCEPTIONS:
         raise ValueError(f"unknown misconception {rule!r}; choose from {list(MISCONCEPTIONS)}")
+    if is_restated(problem):
+        return _restated_misconception(problem, rule)
     plan = plan_of(problem)
     reference = [step_text(s.left, s.op, s.right, s.value) for s in plan]
     steps = _left_to_right(problem) if rule == "left_to_right" else _replay(plan, STEP_RULES[rule])
     if steps is None or steps[:-1] == reference:
         return None
     return steps
+
+
+def _restated_misconception(problem: Problem, rule: str) -> list[str] | None:
+    """The same rules in the restated format (e2h.world.restated): each line the author writes under them."""
+    tree = restated.problem_tree(problem.problem)
+    try:
+        if rule == "left_to_right":
+            lines = restated.left_to_right(tree)
+            value = restated.parse_expression(lines[-1]).value
+        else:
+            lines, value = restated.reduce_chain(tree, rule=STEP_RULES[rule])
+    except (restated.Stuck, ValueError):
+        return None
+    steps = [*lines, restated.answer_step(value)]
+    return None if steps == split_solution(problem.solution or "") else steps
 
 
 def applicable(problem: Problem) -> list[str]:
