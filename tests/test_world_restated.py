@@ -20,14 +20,16 @@ def restated_problem(text: str, answer: str) -> Problem:
 
 
 @pytest.mark.parametrize("text, lines", [
-    ("Compute 3 + 4 * 5 - 6.", ["3 + 20 - 6", "23 - 6", "17", "# Answer\n\n17"]),
-    ("Compute 3 + (7 * 2 - 6 + 5) + 2.", ["3 + (14 - 6 + 5) + 2", "3 + (8 + 5) + 2", "3 + 13 + 2", "16 + 2", "18",
+    ("Compute 3 + 4 * 5 - 6.", ["4 * 5 = 20\n3 + 20 - 6", "3 + 20 = 23\n23 - 6", "23 - 6 = 17", "# Answer\n\n17"]),
+    ("Compute 3 + (7 * 2 - 6 + 5) + 2.", ["7 * 2 = 14\n3 + (14 - 6 + 5) + 2", "14 - 6 = 8\n3 + (8 + 5) + 2",
+                                           "8 + 5 = 13\n3 + 13 + 2", "3 + 13 = 16\n16 + 2", "16 + 2 = 18",
                                            "# Answer\n\n18"]),
-    ("Compute 8 - (5 - 2) * 2.", ["8 - 3 * 2", "8 - 6", "2", "# Answer\n\n2"]),
-    ("Compute 2 * 3 - 9.", ["6 - 9", "-3", "# Answer\n\n-3"]),
-    ("Find the remainder when 9 * 8 + 11 is divided by 7.", ["(72 + 11) mod 7", "83 mod 7", "6", "# Answer\n\n6"]),
+    ("Compute 8 - (5 - 2) * 2.", ["5 - 2 = 3\n8 - 3 * 2", "3 * 2 = 6\n8 - 6", "8 - 6 = 2", "# Answer\n\n2"]),
+    ("Compute 2 * 3 - 9.", ["2 * 3 = 6\n6 - 9", "6 - 9 = -3", "# Answer\n\n-3"]),
+    ("Find the remainder when 9 * 8 + 11 is divided by 7.", ["9 * 8 = 72\n(72 + 11) mod 7", "72 + 11 = 83\n83 mod 7",
+                                                              "83 mod 7 = 6", "# Answer\n\n6"]),
 ])
-def test_reference_lines_reduce_one_operation_at_a_time(text, lines):
+def test_reference_steps_do_one_operation_and_restate_what_is_left(text, lines):
     assert restated_solution(text) == lines
     problem = restated_problem(text, lines[-1].split()[-1])
     assert is_restated(problem)
@@ -35,15 +37,20 @@ def test_reference_lines_reduce_one_operation_at_a_time(text, lines):
 
 
 @pytest.mark.parametrize("steps, verdicts", [
-    (["3 + 20 - 6", "23 - 6", "17", "# Answer\n\n17"], [True, True, True, True]),
-    (["3 + 20 - 6", "3 + 20 - 6", "17", "# Answer\n\n17"], [True, False, True, True]),  # no progress
-    (["7 * 5 - 6", "35 - 6", "29", "# Answer\n\n29"], [False, False, False, False]),  # precedence ignored
-    (["3 + 21 - 6", "24 - 6", "18", "# Answer\n\n18"], [False, False, False, False]),  # a wrong product
-    (["3 + 20 - 7", "23 - 7", "16", "# Answer\n\n17"], [False, False, False, True]),  # a miscopied number
-    (["17", "# Answer\n\n17"], [True, True]),  # several operations at once: still the same value
-    (["3 + 20 - 6 = 17", "__import__('os')", "9" * 40], [False, False, False]),  # not expressions of the world
+    (["4 * 5 = 20\n3 + 20 - 6", "3 + 20 = 23\n23 - 6", "23 - 6 = 17", "# Answer\n\n17"], [True] * 4),
+    (["4 * 5 = 20\n3 + 20 - 6", "4 * 5 = 20\n3 + 20 - 6", "23 - 6 = 17", "# Answer\n\n17"],
+     [True, False, True, True]),  # no progress
+    (["3 + 4 = 7\n7 * 5 - 6", "7 * 5 = 35\n35 - 6", "35 - 6 = 29", "# Answer\n\n29"],
+     [False, False, False, False]),  # precedence ignored: right arithmetic, the expression changed
+    (["4 * 5 = 21\n3 + 21 - 6", "3 + 21 = 24\n24 - 6", "24 - 6 = 18", "# Answer\n\n18"],
+     [False, False, False, False]),  # a wrong product
+    (["4 * 5 = 21\n3 + 20 - 6"], [False]),  # the restated line is right, the operation is not
+    (["4 * 5 = 20\n3 + 20 - 7", "3 + 20 = 23\n23 - 7", "23 - 7 = 16", "# Answer\n\n17"],
+     [False, False, False, True]),  # a miscopied number
+    (["3 + 4 * 5 - 6 = 17", "# Answer\n\n17"], [True, True]),  # every operation at once: a true statement
+    (["__import__('os')", "9" * 40, "4 * 5 = 20\n3 + 20 -", "4 * 5\n3 + 20 - 6"], [False] * 4),  # not the grammar
 ])
-def test_checker_judges_each_line_against_the_answer_and_the_line_before(steps, verdicts):
+def test_checker_judges_each_step_against_the_answer_and_the_step_before(steps, verdicts):
     problem = restated_problem("Compute 3 + 4 * 5 - 6.", "17")
     assert check_steps(problem, steps) == verdicts
 
@@ -54,12 +61,12 @@ def test_operations_are_counted_without_unary_minus():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("Compute 3 + 4 * 5.", ["7 * 5"]),
-    ("Compute 8 - 5 - 2.", ["8 - 3"]),
+    ("Compute 3 + 4 * 5.", [("7 * 5", "3 + 4 = 7")]),
+    ("Compute 8 - 5 - 2.", [("8 - 3", "5 - 2 = 3")]),
     ("Compute 3 + 14 - 6.", []),  # 14 - 6 first keeps the value: no error
 ])
 def test_out_of_order_steps_change_the_value(text, expected):
-    assert [tree.render() for tree in out_of_order(problem_tree(text))] == expected
+    assert [(tree.render(), fact) for tree, fact in out_of_order(problem_tree(text))] == expected
 
 
 @pytest.mark.parametrize("text, answer, rule, wrong_answer", [
@@ -105,7 +112,7 @@ def test_restated_world_reference_chains_all_pass_and_prm_data_has_negatives_of_
     for problems in world.values():
         for problem in problems:
             steps = problem.solution.split("\n\n# Answer\n\n")[0].split("\n\n")
-            assert all("=" not in step for step in steps)
+            assert all("\n" in step for step in steps[:-1]) and "\n" not in steps[-1]
             assert all(check_steps(problem, steps))
     examples = world_step_examples(world["train"], cfg)
     kinds = {example.id.split("/")[-1].split("-")[0] for example in examples if 0.0 in example.labels}

@@ -204,13 +204,13 @@ def reference_of(problem: Problem) -> Reference:
 
 def is_restated(problem: Problem) -> bool:
     """Whether the problem's reference solution is in the restated format (e2h.world.restated): its first
-    reasoning step states an expression, not an equation."""
+    reasoning step restates the expression on a second line."""
     first = next((s for s in split_solution(problem.solution or "") if not is_answer_step(s)), "")
-    return bool(first) and "=" not in first
+    return "\n" in first.strip()
 
 
 def evaluate_line(text: str) -> tuple[sympy.Rational, int]:
-    """A restated step's value (precedence as usual) and how many operations it still has; Malformed if it is
+    """An expression's value (precedence as usual) and how many operations it still has; Malformed if it is
     not an expression of the world's grammar."""
     text = text.strip()
     text = text[:-1] if text.endswith(".") else text
@@ -225,20 +225,23 @@ def evaluate_line(text: str) -> tuple[sympy.Rational, int]:
 
 
 def _check_restated(problem: Problem, answer: sympy.Rational, steps: list[str]) -> list[bool | None]:
-    """A restated step is correct when it parses, has fewer operations than the last correct line (the problem
-    at first) and still evaluates to the answer: nothing was lost, miscopied or miscomputed on the way."""
+    """A restated step ("4 * 5 = 20\n3 + 20 - 6") is correct when its operation's arithmetic is right and what
+    is left (the second line; the operation's value on the last step) has fewer operations than the last
+    correct step's (the problem's at first) and still evaluates to the answer."""
     _, remaining = evaluate_line(_problem_expression(problem))
     verdicts: list[bool | None] = []
     for step in steps:
         if is_answer_step(step):
             verdicts.append(parse_answer(_answer_text(step)) == answer)
             continue
+        fact, _, left = step.strip().partition("\n")
         try:
-            value, operations = evaluate_line(step)
+            parsed = parse_step(fact)
+            value, operations = evaluate_line(left) if left.strip() else (parsed.claimed, 0)
         except Malformed:
             verdicts.append(False)
             continue
-        ok = value == answer and operations < remaining
+        ok = parsed.value == parsed.claimed and value == answer and operations < remaining
         if ok:
             remaining = operations
         verdicts.append(ok)

@@ -209,31 +209,29 @@ def make_restated_flaw(problem: Problem, tree: Node, kind: str, index: int,
     arithmetic (a wrong value), operation (another operation on the same numbers), operand (a number miscopied
     from the line before), misstep (an operation done out of order: "3 + 4 * 5" -> "7 * 5"), answer."""
 
-    def detour(step: int, current: Node) -> Node | None:
+    def detour(step: int, current: Node) -> restated.Step | None:
         if step != index:
             return None
         path = restated.ready_path(current)
         node = restated.node_at(current, path)
         if kind in ("arithmetic", "operation"):
             if kind == "arithmetic":
-                wrongs = near_misses(node.value, rng, node.value.denominator == 1)
+                wrongs = [(node.op, w) for w in near_misses(node.value, rng, node.value.denominator == 1)]
             else:
-                wrongs = [apply_op(op, node.left.value, node.right.value)
+                wrongs = [(op, apply_op(op, node.left.value, node.right.value))
                           for op in rng.sample(["+", "-", "*"], 3) if op != node.op and node.op != "mod"]
-            wrong = next((w for w in wrongs if w != node.value and (w > 0 or node.value <= 0)), None)
-            return None if wrong is None else restated.replace_at(current, path, Node(wrong))
+            op, wrong = next(((o, w) for o, w in wrongs if w != node.value and (w > 0 or node.value <= 0)),
+                             (None, None))
+            if wrong is None:
+                return None
+            return (restated.replace_at(current, path, Node(wrong)),
+                    step_text(node.left.value, op, node.right.value, wrong))
         if kind == "operand":
-            leaves = _leaf_paths(current)
-            leaf_path = rng.choice(leaves)
+            leaf_path = rng.choice(_leaf_paths(current))
             leaf = restated.node_at(current, leaf_path)
             misread = next((m for m in near_misses(leaf.value, rng, True) if m > 0), None)
-            if misread is None:
-                return None
-            copied = restated.replace_at(current, leaf_path, Node(misread))
-            ready = restated.ready_path(copied)
-            done = restated.node_at(copied, ready)
-            return restated.replace_at(copied, ready, Node(restated.evaluate(done.left.value, done.op,
-                                                                              done.right.value)))
+            return None if misread is None else restated.reduce_step(
+                restated.replace_at(current, leaf_path, Node(misread)))
         if kind == "misstep":
             options = restated.out_of_order(current)
             return rng.choice(options) if options else None
@@ -247,13 +245,13 @@ def make_restated_flaw(problem: Problem, tree: Node, kind: str, index: int,
         else:
             changed: list[bool] = []
 
-            def tracked(step: int, current: Node) -> Node | None:
+            def tracked(step: int, current: Node) -> restated.Step | None:
                 new = detour(step, current)
                 changed.append(new is not None)
                 return new
 
             lines, value = restated.reduce_chain(tree, detour=tracked)
-            if not any(changed):
+            if not any(changed) or value == tree.value:  # a slip the remainder absorbs leaves no wrong answer
                 return None
             steps = [*lines, restated.answer_step(value)]
     except restated.Stuck:

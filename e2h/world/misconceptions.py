@@ -115,8 +115,7 @@ def _restated_misconception(problem: Problem, rule: str) -> list[str] | None:
     tree = restated.problem_tree(problem.problem)
     try:
         if rule == "left_to_right":
-            lines = restated.left_to_right(tree)
-            value = restated.parse_expression(lines[-1]).value
+            lines, value = restated.left_to_right(tree)
         else:
             lines, value = restated.reduce_chain(tree, rule=STEP_RULES[rule])
     except (restated.Stuck, ValueError):
