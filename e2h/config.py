@@ -145,8 +145,9 @@ class WorldSection(Section):
         'chance an operand is itself a bracketed operation (0 = none)'))
     step_format: Literal["fact", "restated"] = Field("fact", description=(
         'how a solution step is written: "fact" = one operation and its value ("4 * 5 = 20"); "restated" = the '
-        'whole remaining expression after one operation ("3 + 20 - 6"), so a step is judged against the line '
-        'before it (e2h.world.restated; Arithmetic and Modular Arithmetic only)'))
+        'operation, then the whole remaining expression on a second line ("4 * 5 = 20\\n3 + 20 - 6"), so a step '
+        'is judged against the step before it (e2h.world.restated; Arithmetic and Modular Arithmetic only; '
+        'experimental, README "The base model")'))
     corpus_per_level: int = Field(default=2000, ge=0, description=(
         "The unlabeled pretraining corpus (`e2h pretrain`): the world's analogue of web math, solutions at all "
         'five levels written by imperfect authors, never a validation or test problem (README "The base model"). '

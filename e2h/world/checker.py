@@ -8,6 +8,10 @@ A reasoning step is correct when all three hold::
                     3. its value is one the problem needs: a value of some reference solution step
                        (so "3 + 7 = 10" where the problem says 3 * 7 is wrong even though 3 + 7 is 10)
 
+A world built with ``world.step_format: restated`` (e2h.world.restated) writes each step as its operation and
+the remaining expression; such steps have their own rule (``_check_restated``), chosen by the reference
+solution's format.
+
 The answer step ``"# Answer\\n\\n{ans}"`` is correct iff ``ans`` equals the problem's answer (``11/12`` and
 ``\\frac{11}{12}`` are the same value). Model output is untrusted text: it is never eval'd or sympify'd; a
 hand-written tokenizer and recursive-descent parser accept only integers, ``+ - * / mod ( ) =`` and build

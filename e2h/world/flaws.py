@@ -31,7 +31,7 @@ from e2h.records import Problem
 from e2h.text_format import format_solution, is_answer_step, split_solution
 from e2h.world import restated
 from e2h.world.checker import first_error, is_restated
-from e2h.world.generator import Node, apply_op, latex_answer, step_text
+from e2h.world.generator import Node, answer_step, apply_op, step_text
 
 KINDS = ("arithmetic", "operation", "operand", "answer", "misstep")
 KIND_WEIGHTS = {"arithmetic": 0.5, "operation": 0.2, "operand": 0.15, "answer": 0.15, "misstep": 0.0}
@@ -153,12 +153,12 @@ def make_flaw(problem: Problem, plan: list[PlanStep], kind: str, index: int,
     if kind == "answer":
         texts = [step_text(s.left, s.op, s.right, s.value) for s in plan]
         wrong = next((v for v in near_misses(answer, rng, integers) if v != answer), None)
-        return FlawedSolution(texts + [_answer(wrong)], first_error=len(plan), kind=kind)
+        return FlawedSolution(texts + [answer_step(wrong)], first_error=len(plan), kind=kind)
     if kind == "arithmetic":
         for wrong in near_misses(step.value, rng, integers):
             if wrong not in needed and (wrong > 0 or step.value <= 0):
                 texts, final = _propagate(plan, index, wrong)
-                return FlawedSolution(texts + [_answer(final)], first_error=index, kind=kind)
+                return FlawedSolution(texts + [answer_step(final)], first_error=index, kind=kind)
         return None
     if kind == "operation":
         if step.op not in ("+", "-", "*"):
@@ -167,7 +167,7 @@ def make_flaw(problem: Problem, plan: list[PlanStep], kind: str, index: int,
             wrong = apply_op(op, step.left, step.right)
             if op != step.op and wrong not in needed and wrong > 0:
                 texts, final = _propagate(plan, index, wrong, (step.left, op, step.right))
-                return FlawedSolution(texts + [_answer(final)], first_error=index, kind=kind)
+                return FlawedSolution(texts + [answer_step(final)], first_error=index, kind=kind)
         return None
     if kind == "operand":
         slots = [i for i, src in enumerate((step.left_from, step.right_from)) if src is None]
@@ -183,7 +183,7 @@ def make_flaw(problem: Problem, plan: list[PlanStep], kind: str, index: int,
             wrong = apply_op(step.op, left, right)
             if wrong not in needed and wrong > 0:
                 texts, final = _propagate(plan, index, wrong, (left, step.op, right))
-                return FlawedSolution(texts + [_answer(final)], first_error=index, kind=kind)
+                return FlawedSolution(texts + [answer_step(final)], first_error=index, kind=kind)
         return None
     if kind == "misstep":
         if step.op == "mod":  # the modulus is the problem's last step; a wrong one is an "operand" flaw
@@ -197,7 +197,7 @@ def make_flaw(problem: Problem, plan: list[PlanStep], kind: str, index: int,
             wrong = apply_op(step.op, left, right)
             if wrong not in needed and (wrong > 0 or step.value <= 0):
                 texts, final = _propagate(plan, index, wrong, (left, step.op, right))
-                return FlawedSolution(texts + [_answer(final)], first_error=index, kind=kind)
+                return FlawedSolution(texts + [answer_step(final)], first_error=index, kind=kind)
         return None
     raise ValueError(f"unknown flaw kind {kind!r}; expected one of {KINDS}")
 
@@ -241,19 +241,13 @@ def make_restated_flaw(problem: Problem, tree: Node, kind: str, index: int,
         if kind == "answer":
             lines, value = restated.reduce_chain(tree)
             wrong = next(v for v in near_misses(value, rng, value.denominator == 1) if v != value)
-            steps = [*lines, restated.answer_step(wrong)]
+            steps = [*lines, answer_step(wrong)]
         else:
-            changed: list[bool] = []
-
-            def tracked(step: int, current: Node) -> restated.Step | None:
-                new = detour(step, current)
-                changed.append(new is not None)
-                return new
-
-            lines, value = restated.reduce_chain(tree, detour=tracked)
-            if not any(changed) or value == tree.value:  # a slip the remainder absorbs leaves no wrong answer
+            lines, value = restated.reduce_chain(tree, detour=detour)
+            # the same answer: no detour was taken, or the remainder absorbed the slip (no wrong answer to learn)
+            if value == tree.value:
                 return None
-            steps = [*lines, restated.answer_step(value)]
+            steps = [*lines, answer_step(value)]
     except restated.Stuck:
         return None
     error = first_error(problem, steps)
@@ -272,10 +266,6 @@ def _available_operands(plan: list[PlanStep], index: int) -> list[Fraction]:
     values = [v for s in plan for v, src in ((s.left, s.left_from), (s.right, s.right_from)) if src is None]
     values += [s.value for s in plan[:index]]
     return list(dict.fromkeys(values))
-
-
-def _answer(value: Fraction) -> str:
-    return f"# Answer\n\n{latex_answer(value)}"
 
 
 def flawed_solutions(problem: Problem, rng: random.Random, k: int,

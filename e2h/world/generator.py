@@ -81,6 +81,11 @@ def latex_answer(value: Fraction) -> str:
     return f"{sign}\\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
 
 
+def answer_step(value: Fraction) -> str:
+    """The answer step of a world solution: ``"# Answer\\n\\n\\frac{11}{12}"``."""
+    return f"# Answer\n\n{latex_answer(value)}"
+
+
 def apply_op(op: str, a: Fraction, b: Fraction) -> Fraction:
     if op == "+":
         return a + b

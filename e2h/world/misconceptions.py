@@ -26,7 +26,7 @@ from e2h.text_format import split_solution
 from e2h.world import restated
 from e2h.world.checker import EXPRESSION_PROBLEM, is_restated
 from e2h.world.flaws import PlanStep, plan_of, replay_step
-from e2h.world.generator import apply_op, latex_answer, step_text
+from e2h.world.generator import answer_step, apply_op, step_text
 
 MISCONCEPTIONS = ("left_to_right", "mod_quotient", "reversed_subtraction")
 
@@ -60,7 +60,7 @@ def _replay(plan: list[PlanStep], rule: Callable[[Fraction, str, Fraction], Frac
             value = wrong
         values.append(value)
         texts.append(step_text(left, step.op, right, value))
-    return [*texts, f"# Answer\n\n{latex_answer(values[-1])}"]
+    return [*texts, answer_step(values[-1])]
 
 
 def _left_to_right(problem: Problem) -> list[str] | None:
@@ -92,7 +92,7 @@ def _left_to_right(problem: Problem) -> list[str] | None:
         result = apply_op("mod", value, modulus)
         texts.append(step_text(value, "mod", modulus, result))
         value = result
-    return [*texts, f"# Answer\n\n{latex_answer(value)}"]
+    return [*texts, answer_step(value)]
 
 
 def misconceived_steps(problem: Problem, rule: str) -> list[str] | None:
@@ -120,7 +120,7 @@ def _restated_misconception(problem: Problem, rule: str) -> list[str] | None:
             lines, value = restated.reduce_chain(tree, rule=STEP_RULES[rule])
     except (restated.Stuck, ValueError):
         return None
-    steps = [*lines, restated.answer_step(value)]
+    steps = [*lines, answer_step(value)]
     return None if steps == split_solution(problem.solution or "") else steps
 
 

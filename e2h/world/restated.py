@@ -35,7 +35,7 @@ from fractions import Fraction
 from typing import Callable
 
 from e2h.world.checker import EXPRESSION_PROBLEM, Malformed, tokenize
-from e2h.world.generator import Node, apply_op, latex_answer, step_text
+from e2h.world.generator import Node, answer_step, apply_op, step_text
 
 SUBJECTS = ("Arithmetic", "Modular Arithmetic")
 
@@ -189,10 +189,6 @@ def reduce_chain(tree: Node, rule: Rule | None = None, detour: Detour | None = N
         if len(steps) > 64:
             raise Stuck("a chain that does not end")
     return steps, tree.value
-
-
-def answer_step(value: Fraction) -> str:
-    return f"# Answer\n\n{latex_answer(value)}"
 
 
 def restated_solution(problem_text: str) -> list[str]:
