@@ -13,18 +13,19 @@ the loss covers every token (one training code path, policy/sft.py). Writes::
     <base>/model                            the pretrained base (HF checkpoint with its tokenizer)
     <base>/manifest.json                    "base" done, with the hash of everything that decides it
 
-The hash covers the world keys that decide the corpus, the tokenizer and policy sizes and the ``pretrain``
+The hash covers the corpus text, the world keys that decide it, the tokenizer and policy sizes and the ``pretrain``
 section; ``run.seed`` is not in it (seeds vary everything after the base). A changed key gives another folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 from pathlib import Path
 
-from e2h.config import RunConfig, SFTSection, add_config_arguments, config_from_args
+from e2h.config import RunConfig, SFTSection, WorldSection, add_config_arguments, config_from_args
 from e2h.jsonl import write_json
 from e2h.manifest import Manifest
 from e2h.models import cache_root
@@ -35,9 +36,23 @@ STAGE = "base"
 _NOT_IN_CORPUS = {"train_per_level", "flawed_per_problem", "flaw_weights", "after_error"}
 
 
+@functools.lru_cache(maxsize=8)
+def _corpus_digest(world_json: str) -> str:
+    from e2h.world import generate_world
+    from e2h.world.corpus import build_corpus
+
+    world = WorldSection.model_validate_json(world_json)
+    splits = generate_world(world)
+    texts = [d.text for d in build_corpus(world, splits["validation"] + splits["test"])]
+    return hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:16]
+
+
 def base_fingerprint(cfg: RunConfig) -> str:
     parts = {
         "world": cfg.world.model_dump(mode="json", exclude=_NOT_IN_CORPUS),
+        # the corpus text itself, so a change to the code that writes it rebuilds the base (config keys alone
+        # let an edited generator silently reuse a base pretrained on the old text)
+        "corpus": _corpus_digest(cfg.world.model_dump_json()),
         "tokenizer": cfg.tokenizer.model_dump(mode="json"),
         "policy": cfg.policy.model_dump(mode="json", exclude={"path"}),
         "pretrain": cfg.pretrain.model_dump(mode="json", exclude={"output_dir", "report_to"}),

@@ -92,3 +92,18 @@ def test_corpus_rows_train_on_every_token(tiny_policy):
                      "2 + 3 = 5\n\n# Answer\n\n5", eos=True)
     item = tokenize_example(row, tokenizer)
     assert IGNORE_INDEX not in item["labels"] and item["labels"] == item["input_ids"]
+
+
+def test_a_change_to_the_code_that_writes_the_corpus_changes_the_base(tmp_path, monkeypatch):
+    import e2h.world.corpus as corpus
+    import policy.pretrain as pretrain
+
+    cfg = load_config(_config(tmp_path))
+    before = base_fingerprint(cfg)
+    written = corpus.author_solution
+    monkeypatch.setattr(corpus, "author_solution", lambda *args: written(*args) + ["an extra line"])
+    pretrain._corpus_digest.cache_clear()
+    try:
+        assert base_fingerprint(cfg) != before
+    finally:
+        pretrain._corpus_digest.cache_clear()
