@@ -23,6 +23,7 @@ from e2h.config import ConfigError, WorldSection
 from e2h.data.rows import normalize_problem_text
 from e2h.records import Problem, SFTExample
 from e2h.text_format import format_prompt, format_solution, split_solution
+from e2h.world import world_scale, world_subjects
 from e2h.world.flaws import flawed_solutions
 from e2h.world.generator import LEVELS, SLUGS, TooFewProblems, make_problem, unique_problems
 from e2h.world.misconceptions import MISCONCEPTIONS, misconceived_steps
@@ -49,8 +50,6 @@ def check_author_shares(cfg: WorldSection) -> dict[str, float]:
 
 def corpus_problems(cfg: WorldSection, held_out: list[Problem]) -> list[Problem]:
     """``cfg.corpus_per_level`` problems per level from the corpus's own stream, none of ``held_out``."""
-    from e2h.world import world_scale, world_subjects
-
     subjects, scale = world_subjects(cfg), world_scale(cfg)
     excluded = {normalize_problem_text(p.problem) for p in held_out}
     problems = []
