@@ -312,7 +312,7 @@ class ScoreSection(Section):
 
 
 class EvalSection(Section):
-    """Reranking curves and the report (e2h.evaluate; reference §3.2: min for best-of-N, prod for voting)."""
+    """Reranking curves and the report (``e2h eval``; reference §3.2: min for best-of-N, prod for voting)."""
 
     samples: str | None = Field(default=None, description=(
         'a samples JSONL or a folder of them; default: <run.out_dir>/scored, else samples'))

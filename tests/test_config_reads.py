@@ -5,7 +5,7 @@ import glob
 
 import pytest
 
-from e2h.cli import main
+from e2h.commands.cli import main
 from e2h.config import ConfigError, RunConfig, load_config
 from e2h.config_reads import READS, problems, schema_keys
 

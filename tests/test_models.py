@@ -218,7 +218,7 @@ def test_checkpoint_checks(tmp_path):
 
 
 def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
-    from e2h.cli import main
+    from e2h.commands.cli import main
 
     assert main(["models", "check", str(tmp_path / "nowhere")]) == 2
     assert "no such checkpoint folder" in capsys.readouterr().err

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ValueError as err:
-        if type(err) is ValueError:  # split / quota problems; RecordError and ConfigError go to e2h.cli
+        if type(err) is ValueError:  # split / quota problems; RecordError and ConfigError go to e2h.commands.cli
             print(f"error: {err}", file=sys.stderr)
             return 2
         raise

@@ -32,6 +32,7 @@ import numpy as np
 
 from e2h import curves, rerank
 from e2h.grading.extract import completion_answer
+from e2h.config import add_config_arguments, config_from_args
 from e2h.jsonl import RecordError, read_jsonl, write_json
 from e2h.layout import RunLayout
 from e2h.records import EASY_LEVELS, HARD_LEVELS, Sample, jsonl_files
@@ -424,8 +425,6 @@ def _finite(obj):
 
 # ------------------------------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from e2h.cli import add_config_arguments
-
     add_config_arguments(parser)
     parser.add_argument("--samples", help="samples JSONL or folder (default: eval.samples, else <run>/scored "
                                           "or <run>/samples)")
@@ -444,8 +443,6 @@ def default_samples_path(config) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from e2h.cli import config_from_args
-
     config = config_from_args(args)
     samples = Path(args.samples) if args.samples else default_samples_path(config)
     out_dir = Path(args.out) if args.out else RunLayout(config).eval_dir

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Callable
 
 from e2h.config import RunConfig, load_config, save_config
-from e2h.evaluate import ORACLE
+from e2h.commands.eval_command import ORACLE
 from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.records import Problem, Sample, StepExample, iter_records, load_records, save_records
@@ -68,7 +68,7 @@ class Stage:
 # --------------------------------------------------------------------------------------------- stage bodies
 def e2h_command(config_path: Path, *args: str) -> None:
     """Run one e2h command in its own process (as a cluster run would), failing loudly with its exit code."""
-    command = [sys.executable, "-m", "e2h.cli", *args[:1], "--config", str(config_path), *args[1:]]
+    command = [sys.executable, "-m", "e2h", *args[:1], "--config", str(config_path), *args[1:]]
     result = subprocess.run(command, env=os.environ.copy())
     if result.returncode != 0:
         raise RuntimeError(f"stage command failed (exit {result.returncode}): {' '.join(command)}")
