@@ -7,8 +7,8 @@ classification, one logit per token).
 
 1. Training, bf16, the same model initialisation and the same global batches (e2h's seeded order), measured in
    useful (non-pad) tokens per second:
-   - e2h: prm/train.py's step: e2h.training.micro_batches (length-grouped), prm.dataset.collate, the RewardModel
-     forward, prm.dataset.pointwise_loss, and the DeepSpeed engine of e2h.training.create_engine (ZeRO-2 config,
+   - e2h: prm/train.py's step: training.micro_batches (length-grouped), prm.dataset.collate, the RewardModel
+     forward, prm.dataset.pointwise_loss, and the DeepSpeed engine of training.create_engine (ZeRO-2 config,
      bf16 with fp32 master weights, FusedAdam) when DeepSpeed is importable; without DeepSpeed (``--engine
      torch``) the same loop with torch's fused AdamW on bf16 weights, and the JSON says which ran;
    - plain: a plain-torch loop: micro-batches cut in batch order, right-padded, the HF token-classification model
@@ -182,7 +182,7 @@ def run_steps(step_fn, plan, warmup: int, device) -> dict:
 def e2h_training(encoded, lengths, plan, micro, accum, args, device, engine_kind: str) -> dict:
     import torch
 
-    from e2h import training
+    import training
     from e2h.config import TrainSection
     from prm.dataset import collate, pointwise_loss
 
@@ -379,7 +379,7 @@ def main(argv=None) -> dict:
 
     import transformers
 
-    from e2h import training
+    import training
     from prm.dataset import encode_all
 
     args = parse_args(argv)

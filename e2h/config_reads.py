@@ -3,9 +3,9 @@
 Every key of the schema (:class:`e2h.config.RunConfig`) must have at least one entry, and each entry must name a
 function whose own code reads the key: an attribute access ``.key`` or the string ``"key"`` (``getattr``, a dict of
 settings). An entry ending in ``*`` names a function that hands the whole section on (``model_dump``): pretrain's
-keys reach ``policy.sft.run_sft`` that way. Keys of the shared trainer sections that only e2h.training reads
-(``lr``, ``adam_betas``, ...) name the e2h.training function; :data:`TRAINERS` names the function that hands each
-trainer section to e2h.training. tests/test_config_reads.py checks all of this, so a key nobody reads (or a
+keys reach ``policy.sft.run_sft`` that way. Keys of the shared trainer sections that only the ``training`` package
+reads (``lr``, ``adam_betas``, ...) name its function; :data:`TRAINERS` names the function that hands each
+trainer section to ``training``. tests/test_config_reads.py checks all of this, so a key nobody reads (or a
 reader that stops reading it) fails the tests: remove the key, or wire it and list its reader here.
 """
 
@@ -15,7 +15,7 @@ import ast
 import importlib
 import inspect
 
-# trainer section -> the function that hands it to e2h.training (create_engine / batch_plan / schedule)
+# trainer section -> the function that hands it to the training package (create_engine / batch_plan / schedule)
 TRAINERS: dict[str, str] = {
     "prm": "prm.train:train_prm",
     "sft": "policy.sft:run_sft",
@@ -81,19 +81,19 @@ READS: dict[str, list[str]] = {
     'prm_backbone.num_attention_heads': ['e2h.tiny_models:llama_config'],
     'prm_backbone.num_key_value_heads': ['e2h.tiny_models:llama_config'],
     'prm_backbone.max_position_embeddings': ['e2h.tiny_models:llama_config', 'e2h.world.commands:build'],
-    'prm.deepspeed_config': ['e2h.training:build_deepspeed_config'],
+    'prm.deepspeed_config': ['training:build_deepspeed_config'],
     'prm.lr': ['prm.train:train_prm'],
     'prm.min_lr_ratio': ['prm.train:train_prm'],
-    'prm.weight_decay': ['e2h.training:build_deepspeed_config'],
-    'prm.adam_betas': ['e2h.training:build_deepspeed_config'],
-    'prm.adam_eps': ['e2h.training:build_deepspeed_config'],
-    'prm.grad_clip': ['e2h.training:build_deepspeed_config'],
-    'prm.micro_batch_size': ['e2h.training:batch_plan'],
-    'prm.precision': ['e2h.training:resolve_precision'],
+    'prm.weight_decay': ['training:build_deepspeed_config'],
+    'prm.adam_betas': ['training:build_deepspeed_config'],
+    'prm.adam_eps': ['training:build_deepspeed_config'],
+    'prm.grad_clip': ['training:build_deepspeed_config'],
+    'prm.micro_batch_size': ['training:batch_plan'],
+    'prm.precision': ['training:resolve_precision'],
     'prm.checkpoint_every': ['prm.train:train_prm'],
     'prm.freeze_embeddings_and_norms': ['prm.train:train_prm'],
-    'prm.warmup_ratio': ['e2h.training:schedule'],
-    'prm.epochs': ['e2h.training:schedule'],
+    'prm.warmup_ratio': ['training:schedule'],
+    'prm.epochs': ['training:schedule'],
     'prm.global_batch_size': ['prm.train:train_prm'],
     'prm.max_length': ['prm.model_card:render_model_card', 'prm.train:train_prm'],
     'prm.kind': ['e2h.data.prepare:fingerprint', 'e2h.data.prepare:prepare', 'e2h.data.prepare:with_outcome_rows',
@@ -110,19 +110,19 @@ READS: dict[str, list[str]] = {
     'prm.lora_dropout': ['prm.train:train_prm'],
     'prm.lora_target_modules': ['prm.train:train_prm'],
     'prm.report_to': ['prm.train:train_prm'],
-    'sft.deepspeed_config': ['e2h.training:build_deepspeed_config'],
-    'sft.lr': ['e2h.training:build_deepspeed_config'],
-    'sft.min_lr_ratio': ['e2h.training:create_engine', 'e2h.training:create_engine.make_scheduler'],
-    'sft.weight_decay': ['e2h.training:build_deepspeed_config'],
-    'sft.adam_betas': ['e2h.training:build_deepspeed_config'],
-    'sft.adam_eps': ['e2h.training:build_deepspeed_config'],
-    'sft.grad_clip': ['e2h.training:build_deepspeed_config'],
-    'sft.micro_batch_size': ['e2h.training:batch_plan'],
-    'sft.precision': ['e2h.training:resolve_precision'],
+    'sft.deepspeed_config': ['training:build_deepspeed_config'],
+    'sft.lr': ['training:build_deepspeed_config'],
+    'sft.min_lr_ratio': ['training:create_engine', 'training:create_engine.make_scheduler'],
+    'sft.weight_decay': ['training:build_deepspeed_config'],
+    'sft.adam_betas': ['training:build_deepspeed_config'],
+    'sft.adam_eps': ['training:build_deepspeed_config'],
+    'sft.grad_clip': ['training:build_deepspeed_config'],
+    'sft.micro_batch_size': ['training:batch_plan'],
+    'sft.precision': ['training:resolve_precision'],
     'sft.checkpoint_every': ['policy.sft:run_sft'],
     'sft.freeze_embeddings_and_norms': ['policy.sft:run_sft'],
-    'sft.warmup_ratio': ['e2h.training:schedule'],
-    'sft.epochs': ['e2h.training:schedule'],
+    'sft.warmup_ratio': ['training:schedule'],
+    'sft.epochs': ['training:schedule'],
     'sft.global_batch_size': ['policy.sft:run_sft'],
     'sft.max_length': ['policy.sft:run_sft'],
     'sft.output_dir': ['e2h.layout:RunLayout.sft_model'],
@@ -194,15 +194,15 @@ READS: dict[str, list[str]] = {
     'grading.numeric': ['e2h.config:GradingSection.options'],
     'grading.rel_tol': ['e2h.config:GradingSection.options'],
     'grading.mode': ['e2h.config:GradingSection.options'],
-    'ppo.deepspeed_config': ['e2h.training:build_deepspeed_config'],
+    'ppo.deepspeed_config': ['training:build_deepspeed_config'],
     'ppo.lr': ['policy.ppo:run_ppo'],
-    'ppo.min_lr_ratio': ['e2h.training:create_engine', 'e2h.training:create_engine.make_scheduler'],
-    'ppo.weight_decay': ['e2h.training:build_deepspeed_config'],
-    'ppo.adam_betas': ['e2h.training:build_deepspeed_config'],
-    'ppo.adam_eps': ['e2h.training:build_deepspeed_config'],
-    'ppo.grad_clip': ['e2h.training:build_deepspeed_config'],
-    'ppo.micro_batch_size': ['e2h.training:batch_plan'],
-    'ppo.precision': ['e2h.training:resolve_precision'],
+    'ppo.min_lr_ratio': ['training:create_engine', 'training:create_engine.make_scheduler'],
+    'ppo.weight_decay': ['training:build_deepspeed_config'],
+    'ppo.adam_betas': ['training:build_deepspeed_config'],
+    'ppo.adam_eps': ['training:build_deepspeed_config'],
+    'ppo.grad_clip': ['training:build_deepspeed_config'],
+    'ppo.micro_batch_size': ['training:batch_plan'],
+    'ppo.precision': ['training:resolve_precision'],
     'ppo.checkpoint_every': ['policy.ppo:run_ppo'],
     'ppo.freeze_embeddings_and_norms': ['policy.ppo:run_ppo'],
     'ppo.rollout_batch_size': ['policy.ppo:run_ppo'],
@@ -366,5 +366,5 @@ def problems() -> list[str]:
                 out.append(f"READS['{key}']: {entry} does not read '{key.partition('.')[2]}'")
     for section, entry in TRAINERS.items():
         if not hands_to_training(entry):
-            out.append(f"TRAINERS['{section}']: {entry} does not hand its section to e2h.training")
+            out.append(f"TRAINERS['{section}']: {entry} does not hand its section to the training package")
     return out

@@ -415,7 +415,7 @@ e2h_slurm_deepspeed_job() {
 # to the job step it would reach torchrun / the deepspeed launcher, which die on USR1 (torchrun handles only
 # TERM/INT/HUP/QUIT) and take the ranks with them before they save. So the shell relays it: its trap creates
 # $E2H_STOP_FILE (on the shared disk, inherited by every rank through srun and the launcher), every rank checks
-# it after each optimizer step (e2h.training.GracefulStop), all save a checkpoint and exit 75; the shell then
+# it after each optimizer step (training.GracefulStop), all save a checkpoint and exit 75; the shell then
 # runs `scontrol requeue`, and the requeued job (same id) resumes from that checkpoint: resume is the default.
 # Preemption's SIGTERM reaches the ranks directly and they save the same way (torchrun waits 30 s for them).
 E2H_STOP_REQUESTED=0

@@ -28,7 +28,7 @@ from e2h.config import ConfigError, RunConfig, resolve_shipped_file, save_config
 from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.text_format import format_prompt
-from e2h.tracking import trl_report_to
+from training.tracking import trl_report_to
 from policy.process_reward import PRMStepScorer, RolloutScorer
 from policy.rewards import RewardSettings
 

@@ -141,7 +141,7 @@ def load_prompt_set(path: Path, tokenizer, max_prompt_tokens: int, limit: int | 
 def validate(generator, tokenizer, problems: list[Problem], max_tokens: int, timeout_s: float, dist,
              grading: dict | None = None) -> dict:
     """Greedy accuracy on this rank's share of ``problems``, summed over ranks: {"accuracy", "accuracy/level_k"}."""
-    from e2h import training
+    import training
 
     mine = problems[dist.rank::dist.world_size]
     outs = generator.generate([format_prompt(p.problem) for p in mine],
@@ -185,7 +185,7 @@ def ppo_schedule(p, num_prompts: int) -> tuple[int, int]:
 def ppo_config_hash(cfg: RunConfig, paths: PPOPaths) -> str:
     """What decides the trained policy: the ppo section less paths, logging, checkpoint/validation cadence and
     where rollouts run; the start models; the prompts' checksum; the grading mode and train levels (rewards)."""
-    from e2h import training
+    import training
     from e2h.manifest import file_checksum
 
     placement = {"rollout_backend", "rollout_actors", "rollout_cpus_per_actor", "rollout_gpus_per_actor",
@@ -199,12 +199,12 @@ def ppo_config_hash(cfg: RunConfig, paths: PPOPaths) -> str:
 def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = False) -> dict:
     """Train; returns a summary. ``generator``: reuse a rollout engine (tests) built on ``ppo.policy_path``.
     Resumes from the output's checkpoints of the same config hash by default; ``fresh`` deletes them first,
-    ``resume`` requires one. Raises :class:`e2h.training.Stopped` after saving when SIGTERM/SIGUSR1 arrive."""
+    ``resume`` requires one. Raises :class:`training.Stopped` after saving when SIGTERM/SIGUSR1 arrive."""
     import numpy as np
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from e2h import training
+    import training
     from policy.advantages import advantages_and_returns
     from policy.ppo_losses import policy_loss, value_loss
     from policy.rollouts import batched, pad_rollouts, response_logprobs, response_offsets, response_values
@@ -248,7 +248,7 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
     actor = AutoModelForCausalLM.from_pretrained(paths.policy, dtype=torch.float32)
     actor.config.use_cache = False
     if p.freeze_embeddings_and_norms:
-        from e2h.training import freeze_embeddings_and_norms
+        from training import freeze_embeddings_and_norms
 
         freeze_embeddings_and_norms(actor)
     reference = AutoModelForCausalLM.from_pretrained(paths.policy, dtype=torch.float32).to(device).eval()
@@ -437,7 +437,7 @@ def add_arguments(parser) -> None:
     from e2h.config import add_config_arguments
 
     add_config_arguments(parser)
-    from e2h import training
+    import training
 
     training.add_resume_arguments(parser)
 
@@ -445,7 +445,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from e2h.config import config_from_args
 
-    from e2h import training
+    import training
 
     try:
         summary = run_ppo(config_from_args(args), resume=args.resume, fresh=args.fresh)

@@ -11,7 +11,7 @@ Reads SFTExample rows (``e2h data prepare`` writes ``<run>/data/sft_train.jsonl`
 and writes the fine-tuned HF checkpoint (model + tokenizer) to ``sft.output_dir`` (default ``<run>/sft``), which
 ``e2h sample`` then loads. The loss covers only completion tokens (+ EOS where ``eos`` is true; see
 policy/sft_data.py). Engine, batch plan, LR schedule, data order, checkpoints and logs come from the shared
-DeepSpeed helper ``e2h/training.py`` (the PRM trainer uses the same one).
+DeepSpeed helper package ``training/`` (the PRM trainer uses the same one).
 
 Resume: every ``sft.checkpoint_every`` optimizer steps a DeepSpeed checkpoint lands in ``<out>/checkpoints``;
 the same command after a kill loads the newest one and continues with exactly the batches the uninterrupted run
@@ -62,7 +62,7 @@ def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from e2h import training
+    import training
 
     data, init, out = sft_paths(cfg)
     key = fingerprint(cfg, data, init)

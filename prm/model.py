@@ -128,7 +128,7 @@ class RewardModel(nn.Module):
 
     def freeze_embeddings_and_norms(self) -> int:
         """Freeze the backbone's input embeddings and norms (the paper's setting); returns #frozen tensors."""
-        from e2h.training import freeze_embeddings_and_norms
+        from training import freeze_embeddings_and_norms
 
         return freeze_embeddings_and_norms(self.net)
 

@@ -7,7 +7,7 @@
 Resume is the default: a run whose output holds a checkpoint of the same config hash (the ``prm`` section less
 paths/logging/checkpoint cadence, the data file's checksum, the backbone, the seed) continues from it; one of
 another config is an error naming both hashes. SIGTERM / SIGUSR1 (Slurm's ``--signal``, preemption) save a
-checkpoint after the current optimizer step and exit with code 75 (e2h.training.Stopped); rerunning resumes.
+checkpoint after the current optimizer step and exit with code 75 (training.Stopped); rerunning resumes.
 
 Data: StepExample JSONL (``prm.data``, default ``<run>/data/prm_train.jsonl``). PRM, ORM and OPRM differ only
 in that data (``prm.kind`` is recorded in the saved model). Backbone: ``prm_backbone.path`` (a causal LM folder).
@@ -24,7 +24,7 @@ import os
 import time
 from pathlib import Path
 
-from e2h import training
+import training
 from e2h.config import RunConfig, save_config
 from e2h.layout import RunLayout
 from e2h.records import StepExample, load_records
@@ -99,7 +99,7 @@ def prm_config_hash(cfg: RunConfig, data_path: Path, backbone_path: str) -> str:
 def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = None, backbone: str | None = None,
               resume: bool = False, max_steps: int | None = None, fresh: bool = False) -> dict:
     """Train, resuming from ``<out>/checkpoints`` when they hold this config's checkpoint (the default);
-    ``fresh`` deletes them first, ``resume`` requires one. Raises :class:`e2h.training.Stopped` after saving when
+    ``fresh`` deletes them first, ``resume`` requires one. Raises :class:`training.Stopped` after saving when
     SIGTERM/SIGUSR1 arrive."""
     import torch
     from transformers import AutoTokenizer

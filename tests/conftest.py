@@ -167,7 +167,7 @@ def serve_thread_server():
         server.stop()
 
 
-# --- PRM fixtures (prm/, e2h/training.py) -----------------------------------------------------------------------
+# --- PRM fixtures (prm/, training/) ---------------------------------------------------------------------------
 
 
 def prm_step_examples(count: int, seed: int = 0, wrong_fraction: float = 0.4):

@@ -46,7 +46,7 @@ def test_two_process_prm_training_through_run_local(tmp_path):
             os.remove(leftover)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "+ torchrun --nnodes=1 --nproc_per_node=2 --master_addr=127.0.0.1" in proc.stdout
-    from e2h.training import read_train_log
+    from training import read_train_log
 
     losses = [row["loss"] for row in read_train_log(out / "prm") if "loss" in row]  # other rows: eval, markers
     assert len(losses) >= 2, "fewer than 2 logged optimizer steps"

@@ -1,4 +1,4 @@
-"""The import rule (core knows nothing of prm/ or policy/; nothing below imports the top floor) and the CLI."""
+"""The import rule (core knows nothing of prm/, policy/ or training/; nothing below imports the top floor) and the CLI."""
 
 import ast
 import pathlib
@@ -38,6 +38,17 @@ def test_core_never_imports_stages_and_only_top_floor_imports_top_floor(path):
         if not is_top:
             assert not imported.startswith(("prm", "policy")), f"{name} (core) imports {imported}"
             assert not imported.startswith(TOP_FLOOR), f"{name} (core) imports top-floor {imported}"
+
+
+@pytest.mark.parametrize("path", files("e2h") + files("training"), ids=lambda p: module_name(p))
+def test_only_the_trainers_import_training(path):
+    """training/ (DeepSpeed plumbing) sits beside prm/ and policy/: the core never imports it, nor it the stages."""
+    name = module_name(path)
+    imported = imported_modules(path)
+    if name.startswith("training"):
+        assert not any(m.startswith(("prm", "policy") + TOP_FLOOR) for m in imported), f"{name} imports a stage"
+    elif not name.startswith(TOP_FLOOR):
+        assert not any(m.split(".")[0] == "training" for m in imported), f"{name} (core) imports training"
 
 
 @pytest.mark.parametrize("path", files("prm") + files("policy"), ids=lambda p: module_name(p))

@@ -177,7 +177,7 @@ def test_ppo_raises_training_reward(ppo_run, world):
 def test_ppo_resume_continues_the_step_count(ppo_run, world):
     """A requeued run (the same config) resumes at its newest checkpoint and logs each later step once; a run of
     another config is refused, naming both hashes, before any model is built."""
-    from e2h.training import CheckpointMismatch
+    from training import CheckpointMismatch
     from policy.ppo import run_ppo
 
     tmp = world["tmp"]
