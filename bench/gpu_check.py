@@ -1,7 +1,7 @@
 """The GPU check (run through bench/gpu_check.sh): PRM training and scoring throughput on a 1B-class Llama.
 
 Everything is built here, nothing is downloaded: a byte-level BPE tokenizer trained on synthetic step-formatted
-text (e2h.tiny_models.train_tokenizer) and a Llama built from config (hidden 2048, 16 layers, 16 heads,
+text (e2h.world.tiny_models.train_tokenizer) and a Llama built from config (hidden 2048, 16 layers, 16 heads,
 intermediate 5632, vocab 32000: 0.89B parameters) with random weights, as e2h's RewardModel (token
 classification, one logit per token).
 
@@ -69,7 +69,7 @@ def synthetic_steps(rng: random.Random, steps: int, words_per_step: int) -> list
 
 def build_tokenizer(seed: int, vocab_size: int):
     """e2h's tiny byte-level BPE trained on the synthetic text: words become single tokens, as in real BPEs."""
-    from e2h.tiny_models import train_tokenizer
+    from e2h.world.tiny_models import train_tokenizer
 
     rng = random.Random(seed)
     texts = [synthetic_problem(rng, 40) + "\n\n" + "\n\n".join(synthetic_steps(rng, 4, 12)) for _ in range(300)]

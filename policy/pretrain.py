@@ -89,7 +89,7 @@ def build_base(cfg: RunConfig, force: bool = False) -> dict:
     check_tokenizer(tokenizer, texts)
     with atomic_dir(out / "tokenizer") as tmp:
         tokenizer.save_pretrained(tmp)
-    from e2h.tiny_models import save_tiny_model
+    from e2h.world.tiny_models import save_tiny_model
 
     with atomic_dir(out / "init") as tmp:
         save_tiny_model(tmp, tokenizer, cfg.policy, seed=cfg.world.seed)

@@ -75,7 +75,7 @@ def test_vllm_generates_n_samples_reproducibly(engine):
 def test_vllm_reloads_weights_from_state_dict_and_folder(engine, tiny_policy):
     from transformers import AutoTokenizer
 
-    from e2h.tiny_models import build_causal_lm
+    from e2h.world.tiny_models import build_causal_lm
 
     greedy = GenerationParams(n=1, temperature=0.0, max_tokens=12)
     before = texts(engine.generate(PROMPTS, greedy, seeds=[0, 0, 0]))
