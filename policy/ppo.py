@@ -57,7 +57,7 @@ from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.records import Problem, load_records
 from e2h.text_format import format_prompt
-from policy.generator import GenerationParams, open_generator, request_seed
+from policy.generator import GenerationParams, build_generator, request_seed
 from policy.process_reward import PRMStepScorer, RolloutScorer, grade_predictions
 from policy.rewards import RewardSettings, predicted_answer
 
@@ -98,24 +98,13 @@ def ppo_paths(cfg: RunConfig) -> PPOPaths:
     return PPOPaths(policy, prm, prompts, validation, out)
 
 
-def build_generator(backend: str, model: str, cfg: RunConfig):
+def rollout_generator(model: str, cfg: RunConfig):
     """The rollout engine: vLLM colocated in this process (one per rank), the same on ``ppo.rollout_actors`` Ray
     actors, or transformers.generate where vLLM is missing."""
     p = cfg.ppo
-    if backend == "auto":
-        try:
-            import vllm  # noqa: F401
-
-            backend = "vllm"
-        except ImportError:
-            backend = "hf"
-    engine_kwargs = {"max_model_len": p.max_model_len, "seed": p.seed, "kv_cache_gib": p.kv_cache_gib}
-    if p.rollout_actors > 0:
-        from policy.ray_rollouts import RayRolloutGenerator
-
-        return RayRolloutGenerator(model, num_actors=p.rollout_actors, backend=backend, engine_kwargs=engine_kwargs,
-                                   cpus_per_actor=p.rollout_cpus_per_actor, gpus_per_actor=p.rollout_gpus_per_actor)
-    return open_generator(backend, model, **engine_kwargs)
+    return build_generator(p.rollout_backend, model, actors=p.rollout_actors, cpus_per_actor=p.rollout_cpus_per_actor,
+                           gpus_per_actor=p.rollout_gpus_per_actor, max_model_len=p.max_model_len, seed=p.seed,
+                           kv_cache_gib=p.kv_cache_gib)
 
 
 def actor_state_dict(engine) -> dict:
@@ -229,7 +218,7 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
     # the generator first: vLLM spawns its engine process before this one joins a process group
     own_generator = generator is None
     if own_generator:
-        generator = build_generator(p.rollout_backend, paths.policy, cfg)
+        generator = rollout_generator(paths.policy, cfg)
     dist = training.init_distributed()
     if plan == "fresh":
         training.start_fresh(paths.out, dist)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from policy.generator import Completion, GenerationParams, open_generator
+from policy.generator import Completion, GenerationParams, build_generator
 from policy.sample_actors import connect_ray, import_ray, stop_actors
 
 
@@ -24,7 +24,7 @@ class RolloutWorker:
     """The body of one Ray actor: one engine (vLLM, or transformers.generate with ``backend="hf"``)."""
 
     def __init__(self, backend: str, model: str, engine_kwargs: dict[str, Any]):
-        self.generator = open_generator(backend, model, **engine_kwargs)
+        self.generator = build_generator(backend, model, **engine_kwargs)
 
     def ready(self) -> bool:
         return True

@@ -28,7 +28,7 @@ from e2h.config import ConfigError, RunConfig, save_config
 from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.records import Problem, load_records
-from policy.generator import GenerationParams, Generator
+from policy.generator import GenerationParams, Generator, build_generator
 from policy.shards import ShardStore, plan_shards, run_fingerprint, sample_shard, shard_fingerprint
 
 STAGE = "sample"
@@ -122,8 +122,6 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
         elif todo:
             own = generator is None
             if own:
-                from policy.sample_actors import build_generator
-
                 generator = build_generator(cfg.sample.backend, model, cfg.sample)
             ready_at.append(time.perf_counter())
             try:

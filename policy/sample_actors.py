@@ -17,21 +17,8 @@ import math
 import os
 from typing import Any, Callable, Iterator
 
-from policy.generator import GenerationParams
+from policy.generator import GenerationParams, build_generator
 from policy.shards import Shard, sample_shard
-
-
-def build_generator(backend: str, model: str, section, **engine_kwargs: Any):
-    """The Generator a sampling process uses: vLLM (default) or transformers.generate."""
-    if backend == "vllm":
-        from policy.vllm_engine import VLLMGenerator
-
-        return VLLMGenerator.from_config(model, section, **engine_kwargs)
-    if backend == "hf":
-        from policy.hf_generator import HFGenerator
-
-        return HFGenerator.from_config(model, section)
-    raise ValueError(f"unknown sampling backend '{backend}' (expected 'vllm' or 'hf')")
 
 
 def import_ray():
