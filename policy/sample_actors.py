@@ -17,32 +17,17 @@ import math
 import os
 from typing import Any, Callable, Iterator
 
+from e2h.ray_cluster import import_ray, start_ray
 from policy.generator import GenerationParams, build_generator
 from policy.shards import Shard, sample_shard
 
 
-def import_ray():
-    try:
-        import ray
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("Ray actors (sample.num_actors > 1, ppo.rollout_actors > 0) need Ray: "
-                          "pip install 'e2h[ray]'") from err
-    return ray
+RAY_NEED = "Ray actors (sample.num_actors > 1, ppo.rollout_actors > 0)"
 
 
 def connect_ray(min_cpus: float) -> bool:
     """Join the cluster at RAY_ADDRESS, or start a local Ray bound to 127.0.0.1. True if we started it."""
-    ray = import_ray()
-    if ray.is_initialized():
-        return False
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        # address="local": always a fresh private Ray, never a cluster someone else started on this machine
-        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, math.ceil(min_cpus)), include_dashboard=False,
-                 _node_ip_address="127.0.0.1", log_to_driver=True)
-    return True
+    return start_ray(num_cpus=max(os.cpu_count() or 1, math.ceil(min_cpus)), log_to_driver=True, need=RAY_NEED)
 
 
 def stop_actors(ray, actors: list) -> None:
@@ -87,7 +72,7 @@ def run_on_actors(shards: list[Shard], *, backend: str, model: str, section, par
 
         raise ConfigError(f"sample.gpus_per_actor ({section.gpus_per_actor}) must be >= sample.tensor_parallel_size "
                           f"({section.tensor_parallel_size}): each actor's engine spans its own GPUs")
-    ray = import_ray()
+    ray = import_ray(RAY_NEED)
     started = connect_ray(section.num_actors * section.cpus_per_actor)
     actor_cls = ray.remote(SamplerWorker).options(num_cpus=section.cpus_per_actor, num_gpus=section.gpus_per_actor)
     actors = [actor_cls.remote(backend, model, section.model_dump(mode="json"))

@@ -27,6 +27,7 @@ import os
 from pathlib import Path
 
 from e2h.layout import RunLayout
+from e2h.ray_cluster import import_ray, start_ray
 from e2h.records import Sample, iter_records, save_records
 from e2h.rerank import AGGREGATIONS, aggregate_steps, select_steps
 from e2h.text_format import STEP_SEPARATOR, ends_with_answer, format_solution, is_answer_step, split_solution
@@ -323,18 +324,10 @@ def score_file(model_path: str, samples_path: str | os.PathLike, output_dir: str
 def _score_with_ray(model_path, todo, output_dir, manifest, device, batch_tokens, share_prompt, num_actors,
                     cpus_per_actor, steps="reasoning_and_answer") -> int:
     """One PRM per Ray actor; actors score units and write their files, the driver records the manifest."""
-    try:
-        import ray
-    except ImportError as err:  # pragma: no cover
-        raise RuntimeError("score.num_actors > 1 needs Ray: pip install 'e2h[ray]'") from err
-    from ray.util import ActorPool
+    ray = import_ray("score.num_actors > 1")
+    from ray.util import ActorPool  # ray is an extra
 
-    started = not ray.is_initialized()
-    if started and os.environ.get("RAY_ADDRESS"):  # a cluster of many nodes (`ray start` on each)
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
-    elif started:  # address="local": a private Ray, never one that someone else started on this machine
-        ray.init(address="local", num_cpus=max(2, math.ceil(num_actors * cpus_per_actor)), include_dashboard=False,
-                 _node_ip_address="127.0.0.1", log_to_driver=False)
+    started = start_ray(num_cpus=max(2, math.ceil(num_actors * cpus_per_actor)), need="score.num_actors > 1")
 
     @ray.remote(num_cpus=cpus_per_actor)
     class ScoreActor:
