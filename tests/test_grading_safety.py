@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_hostile_inputs_are_wrong_fast_and_execute_nothing(template, tmp_path):
 
 
 def test_timeout_kills_a_stuck_worker_inside_a_thread():
-    pool = WorkerPool(size=1)
+    pool = WorkerPool(size=1, command=[sys.executable, str(Path(__file__).with_name("grading_worker_with_sleep.py"))])
     try:
         out = {}
 
