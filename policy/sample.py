@@ -19,7 +19,6 @@ the rest are redone, and every (problem, sample index) row ends up exactly once.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,6 @@ from policy.generator import GenerationParams, Generator, build_generator
 from policy.shards import ShardStore, plan_shards, run_fingerprint, sample_shard, shard_fingerprint
 
 STAGE = "sample"
-# Test hook: seconds to sleep after each finished shard, so a test can kill the run between two shards.
-PAUSE_ENV = "E2H_SAMPLE_PAUSE_AFTER_SHARD_S"
 
 
 @dataclass
@@ -96,7 +93,6 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
     run = run_fingerprint(model, params, cfg.sample.seed, cfg.sample.cut_after_answer)
     fingerprints = {s.index: shard_fingerprint(s, run) for s in shards}
     todo = [s for s in shards if not store.is_done(s, fingerprints[s.index])]
-    pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
 
     tokens = 0
     ready_at: list[float] = []  # when the engine(s) finished starting
@@ -107,8 +103,6 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
         store.write(shard, rows, fingerprints[shard.index])
         tokens += sum(r.num_tokens or 0 for r in rows)
         progress.update(1)
-        if pause:
-            time.sleep(pause)
 
     try:
         if todo and cfg.sample.num_actors > 1 and generator is None:

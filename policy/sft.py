@@ -33,8 +33,6 @@ from e2h.records import SFTExample, load_records
 from policy.sft_data import collate, tokenize_examples
 
 STAGE = "sft"
-# Test hook: seconds to sleep after each checkpoint, so a test can kill the run between two checkpoints.
-PAUSE_ENV = "E2H_SFT_PAUSE_AFTER_CHECKPOINT_S"
 
 
 def sft_paths(cfg: RunConfig) -> tuple[Path, str, Path]:
@@ -108,7 +106,6 @@ def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -
             (out / "train_log.jsonl").unlink(missing_ok=True)  # a fresh run's log starts empty
     logger = training.TrainLogger(dist, out, sched.total_steps, initial_step=first, desc="sft",
                                   report_to=cfg.sft.report_to, config=cfg.model_dump(mode="json"))
-    pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
     tokens = 0
     engine.train()
     stop = sched.total_steps if max_steps is None else min(sched.total_steps, max_steps)
@@ -128,8 +125,6 @@ def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -
         every = cfg.sft.checkpoint_every
         if every and (step + 1) % every == 0 and step + 1 < stop:
             training.save_checkpoint(engine, out, step + 1, {"fingerprint": key}, save_hf)
-            if pause:
-                time.sleep(pause)
     training.save_final(engine, out, save_hf)
     logger.close()
 

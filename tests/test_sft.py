@@ -121,15 +121,15 @@ def test_killed_sft_resumes_from_its_checkpoint_to_the_same_weights(sft_run, tin
     import torch
     from transformers import AutoModelForCausalLM
 
-    from policy.sft import PAUSE_ENV, run_sft
+    from policy.sft import run_sft
 
     tmp = sft_run["tmp"]
     overrides = sft_overrides(tmp, tiny_policy, "killed")
     out = tmp / "killed" / "sft"
     env = {k: v for k, v in os.environ.items() if k not in DIST_ENV}
     log = open(tmp / "killed.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "policy.sft", *overrides], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, env={**env, PAUSE_ENV: "60"}, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "run_paused.py"), "60", "policy.sft", *overrides],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None and not (out / "checkpoints" / "latest").exists():
