@@ -449,6 +449,22 @@ def pass_at_n(classes: np.ndarray, n_gold: int = 1) -> float:
     return float(np.any(is_gold(classes, n_gold)))
 
 
+def vote_table(keys: Sequence[str | None], scores: Sequence[float] | None = None,
+               method: str = "weighted_vote") -> list[tuple[float, list[int]]]:
+    """Every answer's votes, as the service reports them: (mass, indices of its samples), the most votes first
+    (ties: the answer seen first). Mass is the sum of vote weights for ``weighted_vote`` (:func:`vote_weights` of
+    ``scores``), else the number of samples; samples without an answer are left out.
+
+    >>> vote_table(["3", "4", "4", None], [0.9, 0.2, 0.3, 0.5], "weighted_vote")
+    [(0.9, [0]), (0.5, [1, 2])]
+    """
+    classes = answer_classes(keys)
+    weights = vote_weights(np.asarray(scores, dtype=np.float64)) if method == "weighted_vote" else None
+    totals = class_totals(classes, weights)
+    table = [(float(totals[c]), [int(m) for m in np.flatnonzero(classes == c)]) for c in range(len(totals))]
+    return sorted([row for row in table if row[1]], key=lambda row: (-row[0], row[1][0]))
+
+
 def select_answer(keys: Sequence[str | None], scores: Sequence[float] | None = None,
                   method: str = "weighted_vote") -> tuple[str | None, int | None]:
     """The answer a reranker returns when no gold is known (the service): (answer key, index of its best sample).

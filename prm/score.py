@@ -197,10 +197,14 @@ class PRMScorer:
         >>> scorer.score_pairs([(format_prompt("1+2?"), "3.\\n\\n# Answer\\n\\n3"), (format_prompt("2+2?"), "4")])
         [[0.71, 0.66], [0.52]]
         """
+        return self.score_encoded([self.encode(prompt, split_solution(completion)) for prompt, completion in pairs])
+
+    def score_encoded(self, encoded: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        """:meth:`score_pairs` for rows :meth:`encode` already made (the service encodes each solution once, for
+        its context check and batch budget, and scores those very ids)."""
         import torch
 
-        encoded = [self.encode(prompt, split_solution(completion)) for prompt, completion in pairs]
-        results: list[list[float]] = [[] for _ in pairs]
+        results: list[list[float]] = [[] for _ in encoded]
         todo = [i for i, (_, bounds) in enumerate(encoded) if bounds]
         lengths = {i: len(encoded[i][0]) for i in todo}
         with torch.inference_mode():

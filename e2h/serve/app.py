@@ -31,8 +31,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, Awaitable, Callable, TypeVar
 
+import numpy as np
+
 from e2h.config import ServeSection
-from e2h.serve.backend import Backend, PRMBackend
+from e2h.rerank import aggregate_steps, select_answer, select_steps, vote_table
+from e2h.serve.backend import Backend, Encoded, PRMBackend
 from e2h.serve.batcher import BatchStats, DynamicBatcher
 from e2h.serve.metrics import CONTENT_TYPE, ServeMetrics
 from e2h.serve.schemas import (
@@ -106,9 +109,9 @@ class ServiceState:
         self.metrics.ready.set(1)
         log.info("model %s ready in %.1f s", backend.name, time.monotonic() - started)
 
-    def _score_batch(self, pairs: list[tuple[str, str]]) -> list[list[float]]:
+    def _score_batch(self, items: list[Encoded]) -> list[list[float] | Exception]:
         assert self.backend is not None
-        return self.backend.score_pairs(pairs)
+        return self.backend.score_encoded(items)
 
     def make_batcher(self) -> DynamicBatcher:
         s = self.settings
@@ -259,25 +262,22 @@ async def _score_request(state: ServiceState, request: ScoreRequest) -> list[Sco
     if not state.ready or state.batcher is None or state.backend is None:
         raise NotReady(state.load_error or "model is loading")
     check_limits(request, state.settings)
-    from e2h.rerank import aggregate_steps, select_steps
-
-    prompt = format_prompt(request.problem)
-    pairs = [(prompt, text) for text in request.solutions]
-    tokens = await asyncio.to_thread(state.backend.count_tokens, pairs)
+    steps = [split_solution(text) for text in request.solutions]  # once: encoding, scoring and the reply use them
+    encoded = await asyncio.to_thread(state.backend.encode, format_prompt(request.problem), steps)
     max_tokens = getattr(state.backend, "max_tokens", None)
-    for i, n in enumerate(tokens):
-        if max_tokens and n > max_tokens:
+    for i, item in enumerate(encoded):
+        if max_tokens and item.tokens > max_tokens:
             raise LimitExceeded(
-                "model_max_tokens", f"solutions[{i}] is {n} tokens with the prompt > the model's {max_tokens}"
+                "model_max_tokens",
+                f"solutions[{i}] is {item.tokens} tokens with the prompt > the model's {max_tokens}",
             )
     answers_future = asyncio.get_running_loop().run_in_executor(state.grader_pool, _extract_answers, request.solutions)
     try:
-        step_scores = await state.batcher.submit(pairs, tokens)
+        step_scores = await state.batcher.submit(encoded, [item.tokens for item in encoded])
     except BaseException:
         answers_future.cancel()  # a cancelled request (client gone) needs no answers either
         raise
     answers, keys = await answers_future
-    steps = [split_solution(text) for text in request.solutions]
     for i, (s, p) in enumerate(zip(steps, step_scores)):
         if len(s) != len(p) or not p:
             raise RuntimeError(f"solutions[{i}]: the scorer gave {len(p)} step scores for {len(s)} steps")
@@ -353,10 +353,6 @@ def rerank_scored(
     scored: list[ScoredSolution], method: str, aggregation: str
 ) -> tuple[int | None, list[RankedSolution], list[AnswerVotes]]:
     """Rank by the aggregate; group answers by their grader-normalised key and choose by ``method`` (e2h.rerank)."""
-    import numpy as np
-
-    from e2h import rerank
-
     scores = np.array([getattr(s.aggregates, aggregation) for s in scored], dtype=np.float64)
     keys = [s.answer_key for s in scored]
     order = sorted(range(len(scored)), key=lambda i: (-scores[i], i))
@@ -365,18 +361,9 @@ def rerank_scored(
                        step_scores=scored[i].step_scores)
         for r, i in enumerate(order)
     ]
-    classes = rerank.answer_classes(keys)
-    weights = rerank.vote_weights(scores) if method == "weighted_vote" else None
-    totals = rerank.class_totals(classes, weights)
-    votes = []
-    for c in range(len(totals)):
-        members = np.flatnonzero(classes == c)
-        if len(members):
-            first = int(members[0])
-            votes.append(AnswerVotes(answer=scored[first].answer or "", key=keys[first] or "", count=len(members),
-                                     mass=float(totals[c]), solutions=[int(m) for m in members]))
-    votes.sort(key=lambda v: (-v.mass, v.solutions[0]))
-    _, chosen = rerank.select_answer(keys, scores, method)
+    votes = [AnswerVotes(answer=scored[members[0]].answer or "", key=keys[members[0]] or "", count=len(members),
+                         mass=mass, solutions=members) for mass, members in vote_table(keys, scores, method)]
+    _, chosen = select_answer(keys, scores, method)
     return chosen, ranked, votes
 
 
