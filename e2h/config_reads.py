@@ -15,6 +15,8 @@ import ast
 import importlib
 import inspect
 
+from e2h.config import RunConfig
+
 # trainer section -> the function that hands it to the training package (create_engine / batch_plan / schedule)
 TRAINERS: dict[str, str] = {
     "prm": "prm.train:_start_engine",
@@ -308,8 +310,6 @@ READS: dict[str, list[str]] = {
 
 def schema_keys() -> list[str]:
     """Every ``section.key`` of the run config."""
-    from e2h.config import RunConfig
-
     return [f"{section}.{key}" for section, info in RunConfig.model_fields.items()
             for key in info.annotation.model_fields]
 

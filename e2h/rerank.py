@@ -42,6 +42,8 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from e2h.grading import grade_many
+
 AGGREGATIONS = ("min", "prod", "last", "mean")
 GOLD_CLASS = 0  # the first correct class (classes 0 .. n_gold-1 are correct)
 NO_ANSWER = -1
@@ -339,8 +341,6 @@ class GraderSameAnswer:
         self.methods: Counter = Counter()  # how the grader decided each comparison ("sympy" is the slow one)
 
     def _grade(self, pairs: list[tuple[str, str]]):
-        from e2h.grading import grade_many
-
         self.compared += len(pairs)
         verdicts = grade_many(pairs, timeout_s=self.timeout_s, workers=self.workers, numeric=self.numeric,
                               rel_tol=self.rel_tol, mode=self.mode)

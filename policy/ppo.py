@@ -52,14 +52,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2h.config import ConfigError, RunConfig, save_config
+import training
+from e2h.config import ConfigError, RunConfig, add_config_arguments, config_from_args, save_config
 from e2h.layout import RunLayout
-from e2h.manifest import Manifest
+from e2h.manifest import Manifest, file_checksum
 from e2h.records import Problem, load_records
 from e2h.text_format import format_prompt
 from policy.generator import GenerationParams, build_generator, request_seed
 from policy.process_reward import PRMStepScorer, RolloutScorer, grade_predictions
 from policy.rewards import RewardSettings, predicted_answer
+from policy.value_model import load_value_model
+from training import freeze_embeddings_and_norms
 
 STAGE = "ppo"
 
@@ -130,8 +133,6 @@ def load_prompt_set(path: Path, tokenizer, max_prompt_tokens: int, limit: int | 
 def validate(generator, tokenizer, problems: list[Problem], max_tokens: int, timeout_s: float, dist,
              grading: dict | None = None) -> dict:
     """Greedy accuracy on this rank's share of ``problems``, summed over ranks: {"accuracy", "accuracy/level_k"}."""
-    import training
-
     mine = problems[dist.rank::dist.world_size]
     outs = generator.generate([format_prompt(p.problem) for p in mine],
                               GenerationParams(n=1, temperature=0.0, max_tokens=max_tokens), seeds=[0] * len(mine))
@@ -174,9 +175,6 @@ def ppo_schedule(p, num_prompts: int) -> tuple[int, int]:
 def ppo_config_hash(cfg: RunConfig, paths: PPOPaths) -> str:
     """What decides the trained policy: the ppo section less paths, logging, checkpoint/validation cadence and
     where rollouts run; the start models; the prompts' checksum; the grading mode and train levels (rewards)."""
-    import training
-    from e2h.manifest import file_checksum
-
     placement = {"rollout_backend", "rollout_actors", "rollout_cpus_per_actor", "rollout_gpus_per_actor",
                  "kv_cache_gib", "forward_batch_size", "validation_prompts", "validation_size", "prompts"}
     section = {k: v for k, v in training.training_keys(cfg.ppo).items() if k not in placement}
@@ -193,11 +191,10 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    import training
-    from policy.advantages import advantages_and_returns
-    from policy.ppo_losses import policy_loss, value_loss
-    from policy.rollouts import batched, pad_rollouts, response_logprobs, response_offsets, response_values
-    from policy.value_model import load_value_model
+    from policy.advantages import advantages_and_returns  # local: imports torch
+    from policy.ppo_losses import policy_loss, value_loss  # local: imports torch
+    from policy.rollouts import (  # local: imports torch
+        batched, pad_rollouts, response_logprobs, response_offsets, response_values)
 
     p = cfg.ppo
     paths = ppo_paths(cfg)
@@ -237,8 +234,6 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
     actor = AutoModelForCausalLM.from_pretrained(paths.policy, dtype=torch.float32)
     actor.config.use_cache = False
     if p.freeze_embeddings_and_norms:
-        from training import freeze_embeddings_and_norms
-
         freeze_embeddings_and_norms(actor)
     reference = AutoModelForCausalLM.from_pretrained(paths.policy, dtype=torch.float32).to(device).eval()
     reference.requires_grad_(False)
@@ -423,19 +418,11 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
 
 
 def add_arguments(parser) -> None:
-    from e2h.config import add_config_arguments
-
     add_config_arguments(parser)
-    import training
-
     training.add_resume_arguments(parser)
 
 
 def run(args) -> int:
-    from e2h.config import config_from_args
-
-    import training
-
     try:
         summary = run_ppo(config_from_args(args), resume=args.resume, fresh=args.fresh)
     except training.Stopped as err:  # SIGTERM / SIGUSR1: checkpoint saved, exit 75 so a requeue resumes

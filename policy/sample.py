@@ -23,11 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2h.config import ConfigError, RunConfig, save_config
+from e2h.config import ConfigError, RunConfig, add_config_arguments, config_from_args, save_config
 from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.records import Problem, load_records
 from policy.generator import GenerationParams, Generator, build_generator
+from policy.sample_actors import run_on_actors
 from policy.shards import ShardStore, plan_shards, run_fingerprint, sample_shard, shard_fingerprint
 
 STAGE = "sample"
@@ -106,8 +107,6 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
 
     try:
         if todo and cfg.sample.num_actors > 1 and generator is None:
-            from policy.sample_actors import run_on_actors
-
             for shard, rows in run_on_actors(todo, backend=cfg.sample.backend, model=model, section=cfg.sample,
                                              params=params, run_seed=cfg.sample.seed,
                                              cut_after_answer=cfg.sample.cut_after_answer,
@@ -139,14 +138,10 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
 
 
 def add_arguments(parser) -> None:
-    from e2h.config import add_config_arguments
-
     add_config_arguments(parser)
 
 
 def run(args) -> int:
-    from e2h.config import config_from_args
-
     print(run_sampling(config_from_args(args)).line())
     return 0
 

@@ -17,6 +17,7 @@ import math
 import os
 from typing import Any, Callable, Iterator
 
+from e2h.config import ConfigError, SampleSection
 from e2h.ray_cluster import import_ray, start_ray
 from policy.generator import GenerationParams, build_generator
 from policy.shards import Shard, sample_shard
@@ -44,8 +45,6 @@ class SamplerWorker:
     """The body of one Ray actor: builds its engine once, then samples whatever shard it is given."""
 
     def __init__(self, backend: str, model: str, section_json: dict[str, Any]):
-        from e2h.config import SampleSection
-
         section = SampleSection.model_validate(section_json)
         # inside an actor, vLLM would pick its Ray executor for tensor parallelism and ask this Ray for a new
         # placement group; the actor already holds its GPUs, so vLLM's own multiprocessing executor runs the shards
@@ -68,8 +67,6 @@ def run_on_actors(shards: list[Shard], *, backend: str, model: str, section, par
     """Yield (shard, rows) as actors finish them; at most one shard in flight per actor.
     ``on_ready`` is called once every actor's engine has started."""
     if 0 < section.gpus_per_actor < section.tensor_parallel_size:
-        from e2h.config import ConfigError
-
         raise ConfigError(f"sample.gpus_per_actor ({section.gpus_per_actor}) must be >= sample.tensor_parallel_size "
                           f"({section.tensor_parallel_size}): each actor's engine spans its own GPUs")
     ray = import_ray(RAY_NEED)

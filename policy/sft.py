@@ -26,7 +26,8 @@ import os
 import time
 from pathlib import Path
 
-from e2h.config import ConfigError, RunConfig, save_config
+import training
+from e2h.config import ConfigError, RunConfig, add_config_arguments, config_from_args, save_config
 from e2h.layout import RunLayout
 from e2h.manifest import Manifest, file_checksum
 from e2h.records import SFTExample, load_records
@@ -59,8 +60,6 @@ def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -
     the full run's); the model is saved where later stages look all the same."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    import training
 
     data, init, out = sft_paths(cfg)
     key = fingerprint(cfg, data, init)
@@ -141,8 +140,6 @@ def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -
 
 
 def add_arguments(parser) -> None:
-    from e2h.config import add_config_arguments
-
     add_config_arguments(parser)
     parser.add_argument("--force", action="store_true", help="train from scratch even if done or checkpointed")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (schedule unchanged); "
@@ -150,8 +147,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from e2h.config import config_from_args
-
     summary = run_sft(config_from_args(args), force=args.force, max_steps=args.max_steps)
     if int(os.environ.get("RANK", "0")) == 0:
         if summary.get("skipped"):

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import training
-from e2h.config import RunConfig, save_config
+from e2h.config import RunConfig, add_config_arguments, config_from_args, save_config
 from e2h.layout import RunLayout
+from e2h.manifest import file_checksum
 from e2h.records import StepExample, load_records
-
 from prm.dataset import collate, encode_all, pointwise_loss, step_accuracy_counts
 from prm.model import RewardModel
 from prm.model_card import DataSummary, final_metrics, write_model_card
@@ -93,8 +93,6 @@ def resolve_paths(cfg: RunConfig, data: str | None, output_dir: str | None, back
 def prm_config_hash(cfg: RunConfig, data_path: Path, backbone_path: str) -> str:
     """What decides the trained PRM: the prm section (less paths, logging, checkpoint cadence), the data's
     checksum, the backbone and the seed. Stored with each checkpoint; resume needs the same hash."""
-    from e2h.manifest import file_checksum
-
     return training.config_hash({"prm": training.training_keys(cfg.prm), "data": file_checksum(data_path),
                                  "backbone": str(backbone_path), "seed": cfg.run.seed})
 
@@ -279,8 +277,6 @@ def _train_step(cfg: RunConfig, engine, sched, data: _PRMData, dist, pad_id: int
 
 
 def add_arguments(parser) -> None:
-    from e2h.config import add_config_arguments
-
     add_config_arguments(parser)
     parser.add_argument("--data", help="StepExample JSONL (default prm.data or <run>/data/prm_train.jsonl)")
     parser.add_argument("--backbone", help="causal LM folder (default prm_backbone.path)")
@@ -290,8 +286,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from e2h.config import config_from_args
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         summary = train_prm(config_from_args(args), data=args.data, output_dir=args.output_dir,

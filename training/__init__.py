@@ -67,6 +67,7 @@ from typing import Any, Callable, Iterator
 
 from e2h.config import OptimSection, TrainSection, resolve_shipped_file
 from e2h.loopback import LOOPBACK, free_port
+from training.tracking import make_tracker
 
 
 def freeze_embeddings_and_norms(model) -> int:
@@ -439,8 +440,6 @@ class TrainLogger:
         if not self.enabled:
             return
         from tqdm.auto import tqdm
-
-        from training.tracking import make_tracker
 
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         self.tracker = make_tracker(report_to, out_dir, run_name=f"{desc}-{Path(out_dir).resolve().name}",

@@ -36,6 +36,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from e2h.config import ConfigError, add_config_arguments, config_from_args
+from e2h.data.rows import is_local as is_local_data
 
 # Spawned children import torch (and Ray) before their clock starts; give them this long on top of --timeout.
 IMPORT_GRACE_S = 60.0
@@ -150,8 +151,6 @@ def _looks_like_hub_id(value: str) -> bool:
 
 
 def check_paths(config) -> Check:
-    from e2h.data.rows import is_local as is_local_data
-
     missing, hub_notes = [], []
     paths = config_input_paths(config)
     for key, value in paths:

@@ -34,23 +34,14 @@ from typing import Any, Awaitable, Callable, TypeVar
 import numpy as np
 
 from e2h.config import ServeSection
+from e2h.grading import completion_answer, grade_many, normalize_answer
 from e2h.rerank import aggregate_steps, select_answer, select_steps, vote_table
 from e2h.serve.backend import Backend, Encoded, PRMBackend
 from e2h.serve.batcher import BatchStats, DynamicBatcher
 from e2h.serve.metrics import CONTENT_TYPE, ServeMetrics
 from e2h.serve.schemas import (
-    DEFAULT_AGGREGATION,
-    Aggregates,
-    AnswerVotes,
-    ErrorResponse,
-    RankedSolution,
-    RerankRequest,
-    RerankResponse,
-    ScoredSolution,
-    ScoreRequest,
-    ScoreResponse,
-    Verdict,
-)
+    DEFAULT_AGGREGATION, Aggregates, AnswerVotes, ErrorResponse, RankedSolution, RerankRequest, RerankResponse,
+    ScoredSolution, ScoreRequest, ScoreResponse, Verdict)
 from e2h.text_format import ends_with_answer, format_prompt, split_solution
 
 try:  # module level: FastAPI resolves a route's string annotations (``request: Request``) in this namespace
@@ -299,8 +290,6 @@ async def _score_request(state: ServiceState, request: ScoreRequest) -> list[Sco
 
 def _extract_answers(texts: list[str]) -> tuple[list[str | None], list[str | None]]:
     """Final answers and their grader-normalised keys (the form answers are grouped by)."""
-    from e2h.grading import completion_answer, normalize_answer
-
     answers = [completion_answer(text) for text in texts]
     return answers, [normalize_answer(a) if a is not None else None for a in answers]
 
@@ -369,8 +358,6 @@ def rerank_scored(
 
 def _grade(solutions: list[str], gold: str, timeout_s: float, workers: int) -> list[Verdict]:
     """Grader verdicts (killable worker processes with timeouts; repeated answers are graded once)."""
-    from e2h.grading import grade_many
-
     verdicts = grade_many([(text, gold) for text in solutions], timeout_s=timeout_s, workers=workers)
     return [Verdict(correct=bool(v.correct), reason=str(v.reason), pred_answer=v.pred_answer) for v in verdicts]
 

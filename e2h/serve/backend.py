@@ -72,7 +72,7 @@ class PRMBackend:
         if not Path(path).exists():
             raise FileNotFoundError(f"PRM checkpoint not found: {path} (set serve.prm_path)")
         try:
-            from prm.score import PRMScorer
+            from prm.score import PRMScorer  # local: imports torch; prm/ may be missing
         except ImportError as err:  # prm/ is the stage-one package; the service sits on top of it
             raise RuntimeError(f"cannot import prm.score.PRMScorer ({err}); is the prm package installed?") from err
         return cls(PRMScorer(path, device=resolve_device(device)), name=model_display_name(path))

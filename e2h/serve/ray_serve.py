@@ -19,6 +19,7 @@ import threading
 from e2h.config import ServeSection
 from e2h.loopback import LOOPBACK
 from e2h.ray_cluster import LOCAL, start_ray
+from e2h.serve.backend import resolve_device
 
 APP_NAME = "e2h"
 
@@ -32,8 +33,7 @@ def build_application(settings: ServeSection, replicas: int):
         from ray import serve
     except ImportError as err:
         raise RuntimeError('Ray Serve is not installed: pip install "e2h[ray]"') from err
-    from e2h.serve.app import create_app
-    from e2h.serve.backend import resolve_device
+    from e2h.serve.app import create_app  # local: imports fastapi (e2h[serve])
 
     def builder():  # a plain function: Ray calls it on each replica (a partial would be taken for the app itself)
         return create_app(settings, background_load=False)
