@@ -4,7 +4,7 @@ Both train the same RewardModel (random Llama backbone, SDPA attention, AdamW) o
 PRM800K-like length mix (prompt + steps, 100-700 tokens, skewed to the short end):
 
 (a) length-grouped: the global batch sorted by length and cut into micro-batches of ``--micro`` rows, each
-    right-padded to its longest row (what prm/train.py does, e2h.training.micro_batches);
+    right-padded to its longest row (what prm/train.py does, training.micro_batches);
 (b) packed: examples packed first-fit-decreasing into rows of ``--row-tokens`` tokens, position ids restarting at
     0 for every example and no 2D attention mask, so transformers builds a block-diagonal causal mask (no token
     attends across examples); ``--micro-rows`` rows per micro-batch.

@@ -23,7 +23,7 @@ def build_prm(folder: Path):
 
     from e2h.config import BackboneSection
     from e2h.text_format import answer_step, format_prompt, format_solution
-    from e2h.tiny_models import save_tiny_model, train_tokenizer
+    from e2h.world.tiny_models import save_tiny_model, train_tokenizer
     from prm.model import RewardModel
 
     rng = random.Random(0)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 def build_tiny_policy(directory: Path, hidden: int, layers: int, heads: int) -> str:
     from e2h.config import BackboneSection
     from e2h.text_format import format_prompt, format_solution
-    from e2h.tiny_models import save_tiny_model, train_tokenizer
+    from e2h.world.tiny_models import save_tiny_model, train_tokenizer
 
     texts = [format_prompt(f"What is {a} + {b}?") + format_solution([f"We add {a} and {b}."], str(a + b))
              for a in range(30) for b in range(30)]

@@ -41,7 +41,7 @@ def build_tiny_prm(directory: Path, seed: int = 0) -> Path:
     import torch
 
     from e2h.config import BackboneSection
-    from e2h.tiny_models import llama_config, train_tokenizer
+    from e2h.world.tiny_models import llama_config, train_tokenizer
     from prm.model import RewardModel
 
     texts = [f"# Question\n\nWhat is {a} + {b}?\n\n# Solution\n\nWe add {a} and {b}.\n\n# Answer\n\n{a + b}"

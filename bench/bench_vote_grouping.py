@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from e2h import rerank
-from e2h.evaluate import build_pools, grade_samples, grouping_comparer
+from e2h.commands.eval_command import build_pools, grade_samples, grouping_comparer
 from e2h.records import Sample
 
 MATH500 = Path(__file__).resolve().parents[1] / "tests" / "data" / "math500.jsonl"

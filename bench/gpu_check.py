@@ -1,14 +1,14 @@
 """The GPU check (run through bench/gpu_check.sh): PRM training and scoring throughput on a 1B-class Llama.
 
 Everything is built here, nothing is downloaded: a byte-level BPE tokenizer trained on synthetic step-formatted
-text (e2h.tiny_models.train_tokenizer) and a Llama built from config (hidden 2048, 16 layers, 16 heads,
+text (e2h.world.tiny_models.train_tokenizer) and a Llama built from config (hidden 2048, 16 layers, 16 heads,
 intermediate 5632, vocab 32000: 0.89B parameters) with random weights, as e2h's RewardModel (token
 classification, one logit per token).
 
 1. Training, bf16, the same model initialisation and the same global batches (e2h's seeded order), measured in
    useful (non-pad) tokens per second:
-   - e2h: prm/train.py's step: e2h.training.micro_batches (length-grouped), prm.dataset.collate, the RewardModel
-     forward, prm.dataset.pointwise_loss, and the DeepSpeed engine of e2h.training.create_engine (ZeRO-2 config,
+   - e2h: prm/train.py's step: training.micro_batches (length-grouped), prm.dataset.collate, the RewardModel
+     forward, prm.dataset.pointwise_loss, and the DeepSpeed engine of training.create_engine (ZeRO-2 config,
      bf16 with fp32 master weights, FusedAdam) when DeepSpeed is importable; without DeepSpeed (``--engine
      torch``) the same loop with torch's fused AdamW on bf16 weights, and the JSON says which ran;
    - plain: a plain-torch loop: micro-batches cut in batch order, right-padded, the HF token-classification model
@@ -69,7 +69,7 @@ def synthetic_steps(rng: random.Random, steps: int, words_per_step: int) -> list
 
 def build_tokenizer(seed: int, vocab_size: int):
     """e2h's tiny byte-level BPE trained on the synthetic text: words become single tokens, as in real BPEs."""
-    from e2h.tiny_models import train_tokenizer
+    from e2h.world.tiny_models import train_tokenizer
 
     rng = random.Random(seed)
     texts = [synthetic_problem(rng, 40) + "\n\n" + "\n\n".join(synthetic_steps(rng, 4, 12)) for _ in range(300)]
@@ -182,7 +182,7 @@ def run_steps(step_fn, plan, warmup: int, device) -> dict:
 def e2h_training(encoded, lengths, plan, micro, accum, args, device, engine_kind: str) -> dict:
     import torch
 
-    from e2h import training
+    import training
     from e2h.config import TrainSection
     from prm.dataset import collate, pointwise_loss
 
@@ -379,7 +379,7 @@ def main(argv=None) -> dict:
 
     import transformers
 
-    from e2h import training
+    import training
     from prm.dataset import encode_all
 
     args = parse_args(argv)

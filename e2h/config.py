@@ -185,7 +185,7 @@ class BackboneSection(Section):
 
 
 class OptimSection(Section):
-    """What every section trained through e2h.training's DeepSpeed engine reads (PRM, SFT, pretrain, PPO)."""
+    """What every section trained through the training package's DeepSpeed engine reads (PRM, SFT, pretrain, PPO)."""
 
     deepspeed_config: str = Field("configs/deepspeed/zero2.json", description=(
         'DeepSpeed JSON (ZeRO settings); batch sizes, optimiser and clipping are filled in from this section'))
@@ -208,7 +208,7 @@ class OptimSection(Section):
 
 
 class TrainSection(OptimSection):
-    """Epoch-based training over a fixed data file (PRM, SFT, pretrain): e2h.training.schedule and batch_plan."""
+    """Epoch-based training over a fixed data file (PRM, SFT, pretrain): training.schedule and batch_plan."""
 
     warmup_ratio: float = Field(0.2, description=(
         "linear warmup length as a fraction of ONE epoch's optimizer steps, then cosine"))
@@ -312,7 +312,7 @@ class ScoreSection(Section):
 
 
 class EvalSection(Section):
-    """Reranking curves and the report (e2h.evaluate; reference §3.2: min for best-of-N, prod for voting)."""
+    """Reranking curves and the report (``e2h eval``; reference §3.2: min for best-of-N, prod for voting)."""
 
     samples: str | None = Field(default=None, description=(
         'a samples JSONL or a folder of them; default: <run.out_dir>/scored, else samples'))

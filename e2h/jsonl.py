@@ -5,13 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Iterable, Iterator
-
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 class RecordError(ValueError):
@@ -48,16 +44,26 @@ def require(obj: dict, field: str, path, line: int, types: type | tuple[type, ..
     return value
 
 
+def _create_temp(path: Path) -> str:
+    """A new empty file ``.<name>.<random>.tmp`` beside ``path``, with the permissions any new file gets (0666 less
+    the umask; mkstemp's 0600 would make every output private to its writer)."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it into place only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _create_temp(path)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; outputs should get the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -137,10 +137,3 @@ def load_records(path: str | os.PathLike, cls: type[R]) -> list[R]:
 def save_records(path: str | os.PathLike, records: Iterable[Record]) -> int:
     """Write records atomically (temp file, then rename); returns the count."""
     return write_jsonl(path, (r.model_dump(mode="json", exclude_none=False) for r in records))
-
-
-def load_as_dataset(path: str | os.PathLike, split: str = "train"):
-    """Load a records file with ``datasets`` (for tokenising with map(num_proc=...))."""
-    from datasets import load_dataset
-
-    return load_dataset("json", data_files={split: str(path)}, split=split)

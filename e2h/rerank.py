@@ -42,6 +42,8 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
+from e2h.grading import grade_many
+
 AGGREGATIONS = ("min", "prod", "last", "mean")
 GOLD_CLASS = 0  # the first correct class (classes 0 .. n_gold-1 are correct)
 NO_ANSWER = -1
@@ -339,8 +341,6 @@ class GraderSameAnswer:
         self.methods: Counter = Counter()  # how the grader decided each comparison ("sympy" is the slow one)
 
     def _grade(self, pairs: list[tuple[str, str]]):
-        from e2h.grading import grade_many
-
         self.compared += len(pairs)
         verdicts = grade_many(pairs, timeout_s=self.timeout_s, workers=self.workers, numeric=self.numeric,
                               rel_tol=self.rel_tol, mode=self.mode)
@@ -447,6 +447,22 @@ def best_of_n(classes: np.ndarray, scores: np.ndarray, n_gold: int = 1) -> float
 def pass_at_n(classes: np.ndarray, n_gold: int = 1) -> float:
     """Oracle: 1 if any sample is correct (the ceiling every reranker is below)."""
     return float(np.any(is_gold(classes, n_gold)))
+
+
+def vote_table(keys: Sequence[str | None], scores: Sequence[float] | None = None,
+               method: str = "weighted_vote") -> list[tuple[float, list[int]]]:
+    """Every answer's votes, as the service reports them: (mass, indices of its samples), the most votes first
+    (ties: the answer seen first). Mass is the sum of vote weights for ``weighted_vote`` (:func:`vote_weights` of
+    ``scores``), else the number of samples; samples without an answer are left out.
+
+    >>> vote_table(["3", "4", "4", None], [0.9, 0.2, 0.3, 0.5], "weighted_vote")
+    [(0.9, [0]), (0.5, [1, 2])]
+    """
+    classes = answer_classes(keys)
+    weights = vote_weights(np.asarray(scores, dtype=np.float64)) if method == "weighted_vote" else None
+    totals = class_totals(classes, weights)
+    table = [(float(totals[c]), [int(m) for m in np.flatnonzero(classes == c)]) for c in range(len(totals))]
+    return sorted([row for row in table if row[1]], key=lambda row: (-row[0], row[1][0]))
 
 
 def select_answer(keys: Sequence[str | None], scores: Sequence[float] | None = None,

@@ -3,7 +3,7 @@
 #
 #   source "$(dirname "$0")/common.sh"
 #   e2h_parse_args "$@"          # sets DRY_RUN NODES_ARG GPUS_ARG PORT_ARG LAUNCHER E2H_COMMANDS CONFIG OVERRIDES EXTRA
-#   e2h_run torchrun ... -m e2h.cli train-prm --config "$CONFIG" "${OVERRIDES[@]}"
+#   e2h_run torchrun ... -m e2h train-prm --config "$CONFIG" "${OVERRIDES[@]}"
 #
 # Nothing here sources scripts/env.sh: that file pins MASTER_ADDR=127.0.0.1 and GLOO_SOCKET_IFNAME=lo for the
 # single-machine tests, which would break a multi-node run. Put cluster settings in E2H_ENV_FILE instead.
@@ -363,10 +363,10 @@ e2h_launch_dir() {
   echo "${E2H_LAUNCH_DIR:-${E2H_ROOT}/runs/launch/$job}"
 }
 
-# The e2h command line a rank runs: python -m e2h.cli CMD --config CONFIG OVERRIDES EXTRA.
+# The e2h command line a rank runs: python -m e2h CMD --config CONFIG OVERRIDES EXTRA.
 e2h_cli_args() {
   local cmd=$1
-  E2H_CLI=(-m e2h.cli "$cmd" --config "$CONFIG" "${OVERRIDES[@]}" "${EXTRA[@]}")
+  E2H_CLI=(-m e2h "$cmd" --config "$CONFIG" "${OVERRIDES[@]}" "${EXTRA[@]}")
 }
 
 # A DeepSpeed training command (train-prm, sft, ppo) over the Slurm job's nodes. Runs on the first node (the
@@ -392,7 +392,7 @@ e2h_slurm_deepspeed_job() {
     --rdzv_endpoint="$MASTER_NODE:$port" --rdzv_id="e2h-$job" --rdzv_conf="join_timeout=${E2H_JOIN_TIMEOUT:-600}"
     --max_restarts=0)
   if [[ $RUN_DOCTOR == 1 ]]; then
-    e2h_run "${srun_cmd[@]}" "${torchrun_cmd[@]}" -m e2h.cli doctor --config "$CONFIG" "${OVERRIDES[@]}" \
+    e2h_run "${srun_cmd[@]}" "${torchrun_cmd[@]}" -m e2h doctor --config "$CONFIG" "${OVERRIDES[@]}" \
       --timeout "${E2H_DOCTOR_TIMEOUT:-120}"
   fi
   e2h_cli_args "$cmd"
@@ -415,7 +415,7 @@ e2h_slurm_deepspeed_job() {
 # to the job step it would reach torchrun / the deepspeed launcher, which die on USR1 (torchrun handles only
 # TERM/INT/HUP/QUIT) and take the ranks with them before they save. So the shell relays it: its trap creates
 # $E2H_STOP_FILE (on the shared disk, inherited by every rank through srun and the launcher), every rank checks
-# it after each optimizer step (e2h.training.GracefulStop), all save a checkpoint and exit 75; the shell then
+# it after each optimizer step (training.GracefulStop), all save a checkpoint and exit 75; the shell then
 # runs `scontrol requeue`, and the requeued job (same id) resumes from that checkpoint: resume is the default.
 # Preemption's SIGTERM reaches the ranks directly and they save the same way (torchrun waits 30 s for them).
 E2H_STOP_REQUESTED=0

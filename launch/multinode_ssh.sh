@@ -108,7 +108,7 @@ if [[ $LAUNCHER == deepspeed ]]; then
   e2h_write_hostfile "$HOSTFILE" "$GPUS_ARG"
 fi
 if [[ $RUN_DOCTOR == 1 && $COMMAND != doctor ]]; then
-  run_on_all_hosts torchrun -m e2h.cli doctor --config "$CONFIG" "${OVERRIDES[@]}" --timeout "${E2H_DOCTOR_TIMEOUT:-120}"
+  run_on_all_hosts torchrun -m e2h doctor --config "$CONFIG" "${OVERRIDES[@]}" --timeout "${E2H_DOCTOR_TIMEOUT:-120}"
 fi
 e2h_cli_args "$COMMAND"
 run_on_all_hosts "$LAUNCHER" "${E2H_CLI[@]}"

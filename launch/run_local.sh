@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One machine, N processes: torchrun on 127.0.0.1 with a free port. The same path the Slurm scripts take on each
-# node (python -m e2h.cli COMMAND under torchrun), so a 2-process CPU run here exercises the multi-node code.
+# node (python -m e2h COMMAND under torchrun), so a 2-process CPU run here exercises the multi-node code.
 #
 #   launch/run_local.sh [--nproc N] [--dry-run] COMMAND CONFIG [key.path=value ...] [-- extra arguments]
 #   launch/run_local.sh --nproc 2 train-prm configs/demo.yaml prm.epochs=1
@@ -12,7 +12,7 @@ e2h_usage() { sed -n '2,/^$/{/^#[^!]/s/^# \{0,1\}//p}' "$0"; }
 E2H_ROOT=${E2H_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 source "$E2H_ROOT/launch/common.sh"
 e2h_parse_command_args "$@"
-e2h_torchrun_only run_local.sh "it starts torchrun on this machine; for DeepSpeed's launcher run deepspeed --num_gpus N --module e2h.cli ..."
+e2h_torchrun_only run_local.sh "it starts torchrun on this machine; for DeepSpeed's launcher run deepspeed --num_gpus N --module e2h ..."
 if [[ -z $GPUS_ARG ]]; then
   GPUS_ARG=1
   if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then GPUS_ARG=$(nvidia-smi -L | grep -c '^GPU'); fi

@@ -86,14 +86,35 @@ class Generator(Protocol):
         ...
 
 
-def open_generator(backend: str, model: str | os.PathLike, **engine_kwargs: Any) -> Generator:
-    """One local engine: ``"vllm"`` (``engine_kwargs`` go to :class:`policy.vllm_engine.VLLMGenerator`) or ``"hf"``."""
-    if backend == "vllm":
-        from policy.vllm_engine import VLLMGenerator
+def build_generator(backend: str, model: str | os.PathLike, section=None, *, actors: int = 0,
+                    cpus_per_actor: float = 1.0, gpus_per_actor: float = 0.0, **engine_kwargs: Any) -> Generator:
+    """The one place a Generator is made (sampling, its Ray actors, PPO rollouts and their Ray actors).
 
+    ``backend``: ``"vllm"``, ``"hf"`` (transformers.generate) or ``"auto"`` (vLLM where it imports, else hf).
+    ``section``: an ``e2h.config.SampleSection`` whose engine settings (dtype, max_model_len, seed, tensor
+    parallelism, KV cache) configure the engine; ``engine_kwargs`` go to :class:`policy.vllm_engine.VLLMGenerator`
+    on top of it (without a section, they are all of its settings; the hf engine takes only the section's dtype).
+    ``actors > 0``: the same engine on that many Ray actors (:class:`policy.ray_rollouts.RayRolloutGenerator`)."""
+    if backend == "auto":
+        try:
+            import vllm  # noqa: F401  (heavy: imported only to learn whether it is installed)
+
+            backend = "vllm"
+        except ImportError:
+            backend = "hf"
+    if actors > 0:
+        from policy.ray_rollouts import RayRolloutGenerator  # local: ray_rollouts imports this module
+
+        return RayRolloutGenerator(model, num_actors=actors, backend=backend, engine_kwargs=engine_kwargs,
+                                   cpus_per_actor=cpus_per_actor, gpus_per_actor=gpus_per_actor)
+    if backend == "vllm":
+        from policy.vllm_engine import VLLMGenerator  # local: vllm_engine imports this module
+
+        if section is not None:
+            return VLLMGenerator.from_config(model, section, **engine_kwargs)
         return VLLMGenerator(model, **engine_kwargs)
     if backend == "hf":
-        from policy.hf_generator import HFGenerator
+        from policy.hf_generator import HFGenerator  # local: hf_generator imports this module
 
-        return HFGenerator(model)
-    raise ValueError(f"unknown generation backend '{backend}' (expected 'vllm' or 'hf')")
+        return HFGenerator.from_config(model, section) if section is not None else HFGenerator(model)
+    raise ValueError(f"unknown generation backend '{backend}' (expected 'vllm', 'hf' or 'auto')")

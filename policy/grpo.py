@@ -24,13 +24,14 @@ import os
 import types
 from pathlib import Path
 
-from e2h.config import ConfigError, RunConfig, resolve_shipped_file, save_config
+from e2h.config import ConfigError, RunConfig, add_config_arguments, config_from_args, resolve_shipped_file, save_config
 from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.text_format import format_prompt
-from e2h.tracking import trl_report_to
+from policy.ppo import load_prompt_set, start_models
 from policy.process_reward import PRMStepScorer, RolloutScorer
 from policy.rewards import RewardSettings
+from training.tracking import trl_report_to
 
 STAGE = "grpo"
 
@@ -48,7 +49,7 @@ class ProcessRewardFunction:
         self.scorer, self.tokenizer = scorer, tokenizer
 
     def __call__(self, prompts, completions, completion_ids, answer, level, log_metric=None, **_) -> list[float]:
-        from policy.rollouts import response_offsets
+        from policy.rollouts import response_offsets  # local: imports torch
 
         decoded = [response_offsets(self.tokenizer, list(ids)) for ids in completion_ids]
         parts = self.scorer.score(list(prompts), [text for text, _ in decoded], [offs for _, offs in decoded],
@@ -108,8 +109,6 @@ def run_grpo(cfg: RunConfig, resume: bool = False) -> dict:
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
 
-    from policy.ppo import load_prompt_set, start_models
-
     g = cfg.grpo
     policy, prm = start_models(cfg, STAGE)
     prompts = RunLayout(cfg).grpo_prompts
@@ -144,15 +143,11 @@ def run_grpo(cfg: RunConfig, resume: bool = False) -> dict:
 
 
 def add_arguments(parser) -> None:
-    from e2h.config import add_config_arguments
-
     add_config_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the output")
 
 
 def run(args) -> int:
-    from e2h.config import config_from_args
-
     summary = run_grpo(config_from_args(args), resume=args.resume)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"grpo: {summary['steps']} steps, training reward {summary['first_reward']:.3f} -> "

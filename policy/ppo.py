@@ -51,15 +51,21 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from e2h.config import ConfigError, RunConfig, save_config
+import numpy as np
+
+import training
+from e2h.config import ConfigError, RunConfig, add_config_arguments, config_from_args, save_config
 from e2h.layout import RunLayout
-from e2h.manifest import Manifest
+from e2h.manifest import Manifest, file_checksum
 from e2h.records import Problem, load_records
 from e2h.text_format import format_prompt
-from policy.generator import GenerationParams, open_generator, request_seed
+from policy.generator import GenerationParams, build_generator, request_seed
 from policy.process_reward import PRMStepScorer, RolloutScorer, grade_predictions
 from policy.rewards import RewardSettings, predicted_answer
+from policy.value_model import load_value_model
+from training import freeze_embeddings_and_norms
 
 STAGE = "ppo"
 
@@ -98,24 +104,13 @@ def ppo_paths(cfg: RunConfig) -> PPOPaths:
     return PPOPaths(policy, prm, prompts, validation, out)
 
 
-def build_generator(backend: str, model: str, cfg: RunConfig):
+def rollout_generator(model: str, cfg: RunConfig):
     """The rollout engine: vLLM colocated in this process (one per rank), the same on ``ppo.rollout_actors`` Ray
     actors, or transformers.generate where vLLM is missing."""
     p = cfg.ppo
-    if backend == "auto":
-        try:
-            import vllm  # noqa: F401
-
-            backend = "vllm"
-        except ImportError:
-            backend = "hf"
-    engine_kwargs = {"max_model_len": p.max_model_len, "seed": p.seed, "kv_cache_gib": p.kv_cache_gib}
-    if p.rollout_actors > 0:
-        from policy.ray_rollouts import RayRolloutGenerator
-
-        return RayRolloutGenerator(model, num_actors=p.rollout_actors, backend=backend, engine_kwargs=engine_kwargs,
-                                   cpus_per_actor=p.rollout_cpus_per_actor, gpus_per_actor=p.rollout_gpus_per_actor)
-    return open_generator(backend, model, **engine_kwargs)
+    return build_generator(p.rollout_backend, model, actors=p.rollout_actors, cpus_per_actor=p.rollout_cpus_per_actor,
+                           gpus_per_actor=p.rollout_gpus_per_actor, max_model_len=p.max_model_len, seed=p.seed,
+                           kv_cache_gib=p.kv_cache_gib)
 
 
 def actor_state_dict(engine) -> dict:
@@ -141,8 +136,6 @@ def load_prompt_set(path: Path, tokenizer, max_prompt_tokens: int, limit: int | 
 def validate(generator, tokenizer, problems: list[Problem], max_tokens: int, timeout_s: float, dist,
              grading: dict | None = None) -> dict:
     """Greedy accuracy on this rank's share of ``problems``, summed over ranks: {"accuracy", "accuracy/level_k"}."""
-    from e2h import training
-
     mine = problems[dist.rank::dist.world_size]
     outs = generator.generate([format_prompt(p.problem) for p in mine],
                               GenerationParams(n=1, temperature=0.0, max_tokens=max_tokens), seeds=[0] * len(mine))
@@ -185,9 +178,6 @@ def ppo_schedule(p, num_prompts: int) -> tuple[int, int]:
 def ppo_config_hash(cfg: RunConfig, paths: PPOPaths) -> str:
     """What decides the trained policy: the ppo section less paths, logging, checkpoint/validation cadence and
     where rollouts run; the start models; the prompts' checksum; the grading mode and train levels (rewards)."""
-    from e2h import training
-    from e2h.manifest import file_checksum
-
     placement = {"rollout_backend", "rollout_actors", "rollout_cpus_per_actor", "rollout_gpus_per_actor",
                  "kv_cache_gib", "forward_batch_size", "validation_prompts", "validation_size", "prompts"}
     section = {k: v for k, v in training.training_keys(cfg.ppo).items() if k not in placement}
@@ -199,17 +189,7 @@ def ppo_config_hash(cfg: RunConfig, paths: PPOPaths) -> str:
 def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = False) -> dict:
     """Train; returns a summary. ``generator``: reuse a rollout engine (tests) built on ``ppo.policy_path``.
     Resumes from the output's checkpoints of the same config hash by default; ``fresh`` deletes them first,
-    ``resume`` requires one. Raises :class:`e2h.training.Stopped` after saving when SIGTERM/SIGUSR1 arrive."""
-    import numpy as np
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from e2h import training
-    from policy.advantages import advantages_and_returns
-    from policy.ppo_losses import policy_loss, value_loss
-    from policy.rollouts import batched, pad_rollouts, response_logprobs, response_offsets, response_values
-    from policy.value_model import load_value_model
-
+    ``resume`` requires one. Raises :class:`training.Stopped` after saving when SIGTERM/SIGUSR1 arrive."""
     p = cfg.ppo
     paths = ppo_paths(cfg)
     config_key = ppo_config_hash(cfg, paths)
@@ -218,25 +198,95 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
     if p.rollout_batch_size % p.step_batch_size:
         raise ConfigError(f"ppo.rollout_batch_size {p.rollout_batch_size} is not a multiple of ppo.step_batch_size "
                           f"{p.step_batch_size}")
+    tokenizer, problems, validation = _load_prompts(cfg, paths)
+    # the generator first: vLLM spawns its engine process before this one joins a process group
+    own_generator = generator is None
+    if own_generator:
+        generator = rollout_generator(paths.policy, cfg)
+    dist = training.init_distributed()
+    if plan == "fresh":
+        training.start_fresh(paths.out, dist)
+    if p.rollout_batch_size % dist.world_size:
+        raise ConfigError(f"ppo.rollout_batch_size must be a multiple of the {dist.world_size} processes")
+    total_steps, warmup_steps = ppo_schedule(p, len(problems))
+    models = _build_models(cfg, paths, dist, tokenizer, total_steps, warmup_steps)
+    out = paths.out
+    first, best, history = 0, {"accuracy": -1.0, "step": -1}, []
+    if plan == "resume":
+        first, best, history = _resume(models, out)
+        generator.load_weights(actor_state_dict(models.actor_engine))
+    if first == 0 and not own_generator:
+        generator.load_weights(actor_state_dict(models.actor_engine))  # a reused engine may hold other weights
+    if dist.is_main:
+        save_config(cfg, out)
+        if first == 0:
+            (out / "train_log.jsonl").unlink(missing_ok=True)
+        else:
+            training.truncate_train_log(out, first)  # rows a killed run wrote after its last checkpoint
+    logger = training.TrainLogger(dist, out, total_steps, initial_step=first, desc="ppo", report_to=p.report_to,
+                                  config=cfg.model_dump(mode="json"))
+    validator = _Validator(cfg, generator, models, validation, dist, logger, out, best, history)
+    if first == 0:
+        validator.run(0)
+    _train_loop(cfg, models, generator, own_generator, problems, dist, logger, validator, out, config_key,
+                first, total_steps)
+
+    training.save_final(models.actor_engine, out, models.save_actor)
+    training.save_final(models.critic_engine, out / "critic", models.save_critic)
+    logger.close()
+    if own_generator:
+        generator.close()
+    log = [row for row in training.read_train_log(out) if "reward/total" in row]
+    summary = {"steps": total_steps, "resumed_from_step": first, "best": validator.best,
+               "validation": validator.history,
+               "first_reward": log[0]["reward/total"] if log else None,
+               "last_reward": log[-1]["reward/total"] if log else None,
+               "seconds": time.perf_counter() - start_time, "output_dir": str(out)}
+    if dist.is_main:
+        Manifest(RunLayout(cfg).manifest).mark_done(STAGE, [out / "config.json"], summary=summary)
+    training.barrier()
+    return summary
+
+
+def _load_prompts(cfg: RunConfig, paths: PPOPaths):
+    """The policy's tokenizer, the training prompts and the validation prompts (each fitting ppo.max_prompt_tokens)."""
+    from transformers import AutoTokenizer  # heavy: the CLI imports this module for --help
+
+    p = cfg.ppo
     tokenizer = AutoTokenizer.from_pretrained(paths.policy)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     problems = load_prompt_set(paths.prompts, tokenizer, p.max_prompt_tokens)
     validation = load_prompt_set(paths.validation, tokenizer, p.max_prompt_tokens, p.validation_size)
     if len(problems) < p.rollout_batch_size:
         raise ConfigError(f"{paths.prompts}: {len(problems)} prompts, fewer than ppo.rollout_batch_size "
                           f"{p.rollout_batch_size}")
+    return tokenizer, problems, validation
 
-    # the generator first: vLLM spawns its engine process before this one joins a process group
-    own_generator = generator is None
-    if own_generator:
-        generator = build_generator(p.rollout_backend, paths.policy, cfg)
-    dist = training.init_distributed()
-    if plan == "fresh":
-        training.start_fresh(paths.out, dist)
+
+@dataclass
+class _PPOModels:
+    """Everything a PPO step trains or reads: the actor and critic engines, the frozen reference, the reward."""
+
+    tokenizer: Any
+    pad_id: int
+    actor_engine: Any
+    critic_engine: Any
+    reference: Any
+    scorer: RolloutScorer
+    micro: int  # sequences per micro-batch and rank
+
+    def save_actor(self, state: dict, folder: Path) -> None:  # trained with the cache off, saved for generation
+        training.save_for_generation(self.actor_engine.module, folder, state_dict=state, tokenizer=self.tokenizer)
+
+    def save_critic(self, state: dict, folder: Path) -> None:
+        self.critic_engine.module.save_pretrained(folder, state_dict=state)
+
+
+def _build_models(cfg: RunConfig, paths: PPOPaths, dist, tokenizer, total_steps: int, warmup_steps: int) -> _PPOModels:
+    import torch  # heavy: see _load_prompts
+    from transformers import AutoModelForCausalLM
+
+    p = cfg.ppo
     device = dist.device
-    if p.rollout_batch_size % dist.world_size:
-        raise ConfigError(f"ppo.rollout_batch_size must be a multiple of the {dist.world_size} processes")
-    total_steps, warmup_steps = ppo_schedule(p, len(problems))
     updates_per_step = p.ppo_epochs * p.rollout_batch_size // p.step_batch_size
     # the LR schedule counts optimizer steps: each PPO step is updates_per_step of them
     sched = training.Schedule(steps_per_epoch=updates_per_step, total_steps=total_steps * updates_per_step,
@@ -248,8 +298,6 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
     actor = AutoModelForCausalLM.from_pretrained(paths.policy, dtype=torch.float32)
     actor.config.use_cache = False
     if p.freeze_embeddings_and_norms:
-        from e2h.training import freeze_embeddings_and_norms
-
         freeze_embeddings_and_norms(actor)
     reference = AutoModelForCausalLM.from_pretrained(paths.policy, dtype=torch.float32).to(device).eval()
     reference.requires_grad_(False)
@@ -259,194 +307,222 @@ def run_ppo(cfg: RunConfig, resume: bool = False, generator=None, fresh: bool = 
                            cfg.eval.grader_timeout_s, cfg.grading.options())
     actor_engine = training.create_engine(actor, p, dist, sched, global_batch_size=p.step_batch_size)
     critic_engine = training.create_engine(critic, critic_cfg, dist, sched, global_batch_size=p.step_batch_size)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return _PPOModels(tokenizer, pad_id, actor_engine, critic_engine, reference, scorer, micro)
 
-    def save_actor(state: dict, folder: Path) -> None:  # trained with the cache off, saved for generation
-        training.save_for_generation(actor_engine.module, folder, state_dict=state, tokenizer=tokenizer)
 
-    def save_critic(state: dict, folder: Path) -> None:
-        critic_engine.module.save_pretrained(folder, state_dict=state)
+def _resume(models: _PPOModels, out: Path) -> tuple[int, dict, list[dict]]:
+    """Both engines from their checkpoints; (step, best validation, validation history)."""
+    client = training.resume(models.actor_engine, out)
+    critic_client = training.resume(models.critic_engine, out / "critic")
+    if client is None or critic_client is None or critic_client["step"] != client["step"]:
+        raise RuntimeError(f"{out}: actor and critic checkpoints are at different steps")
+    return int(client["step"]), client["best"], client.get("validation", [])
 
-    out = paths.out
-    first, best = 0, {"accuracy": -1.0, "step": -1}
-    history: list[dict] = []
-    if plan == "resume":
-        client = training.resume(actor_engine, out)
-        critic_client = training.resume(critic_engine, out / "critic")
-        if client is None or critic_client is None or critic_client["step"] != client["step"]:
-            raise RuntimeError(f"{out}: actor and critic checkpoints are at different steps")
-        first, best, history = int(client["step"]), client["best"], client.get("validation", [])
-        generator.load_weights(actor_state_dict(actor_engine))
-    if first == 0 and not own_generator:
-        generator.load_weights(actor_state_dict(actor_engine))  # a reused engine may hold other weights
-    if dist.is_main:
-        save_config(cfg, out)
-        if first == 0:
-            (out / "train_log.jsonl").unlink(missing_ok=True)
-        else:
-            training.truncate_train_log(out, first)  # rows a killed run wrote after its last checkpoint
-    logger = training.TrainLogger(dist, out, total_steps, initial_step=first, desc="ppo", report_to=p.report_to,
-                                  config=cfg.model_dump(mode="json"))
-    max_tokens = min(p.max_new_tokens, p.max_model_len - p.max_prompt_tokens)
-    sample_params = GenerationParams(n=1, temperature=p.temperature, top_k=p.top_k, max_tokens=max_tokens)
-    steps_per_epoch = len(problems) // p.rollout_batch_size
 
-    def run_validation(step: int) -> None:
-        nonlocal best
-        result = validate(generator, tokenizer, validation, max_tokens, cfg.eval.grader_timeout_s, dist,
-                          cfg.grading.options())
-        history.append({"step": step, **result})
-        logger.log(step, {f"validation/{k}": v for k, v in result.items()}, advance=False)
-        if result["accuracy"] > best["accuracy"]:
-            best = {"accuracy": result["accuracy"], "step": step}
-            state = training.consolidated_state_dict(actor_engine)
-            if dist.is_main:
-                save_actor(state, out / "best")
-                (out / "best" / "validation.json").write_text(json.dumps(best) + "\n", encoding="utf-8")
+class _Validator:
+    """Greedy validation accuracy, logged and kept in ``history``; the best actor so far is saved to <out>/best."""
+
+    def __init__(self, cfg: RunConfig, generator, models: _PPOModels, problems: list[Problem], dist, logger,
+                 out: Path, best: dict, history: list[dict]):
+        self.cfg, self.generator, self.models, self.problems = cfg, generator, models, problems
+        self.dist, self.logger, self.out, self.best, self.history = dist, logger, out, best, history
+        self.max_tokens = max_response_tokens(cfg.ppo)
+
+    def run(self, step: int) -> None:
+        cfg, out = self.cfg, self.out
+        result = validate(self.generator, self.models.tokenizer, self.problems, self.max_tokens,
+                          cfg.eval.grader_timeout_s, self.dist, cfg.grading.options())
+        self.history.append({"step": step, **result})
+        self.logger.log(step, {f"validation/{k}": v for k, v in result.items()}, advance=False)
+        if result["accuracy"] > self.best["accuracy"]:
+            self.best = {"accuracy": result["accuracy"], "step": step}
+            state = training.consolidated_state_dict(self.models.actor_engine)
+            if self.dist.is_main:
+                self.models.save_actor(state, out / "best")
+                (out / "best" / "validation.json").write_text(json.dumps(self.best) + "\n", encoding="utf-8")
             training.barrier()
 
-    if first == 0:
-        run_validation(0)
-    with training.GracefulStop() as stop:  # SIGTERM / SIGUSR1: save both engines after this step, exit
+
+def max_response_tokens(p) -> int:
+    """The longest response a rollout may generate: ppo.max_new_tokens, within the engine's context."""
+    return min(p.max_new_tokens, p.max_model_len - p.max_prompt_tokens)
+
+
+def _train_loop(cfg: RunConfig, models: _PPOModels, generator, own_generator: bool, problems: list[Problem], dist,
+                logger, validator: _Validator, out: Path, config_key: str, first: int, total_steps: int) -> None:
+    """PPO steps first..total_steps: rollouts, advantages, updates, weight sync, logging, validation, checkpoints.
+    SIGTERM / SIGUSR1: both engines are saved after the current step and training.Stopped is raised."""
+    p = cfg.ppo
+    sample_params = GenerationParams(n=1, temperature=p.temperature, top_k=p.top_k,
+                                     max_tokens=max_response_tokens(p))
+    steps_per_epoch = len(problems) // p.rollout_batch_size
+    with training.GracefulStop() as stop:
         for step in range(first, total_steps):
-            # --- rollouts -------------------------------------------------------------------------------------------
             indices = training.global_batch(step, len(problems), steps_per_epoch, p.rollout_batch_size, p.seed)
             batch_problems = [problems[i] for i in indices[dist.rank::dist.world_size]]
-            prompts = [format_prompt(q.problem) for q in batch_problems]
-            completions = generator.generate(prompts, sample_params,
-                                             seeds=[request_seed(p.seed, f"{step}/{q.id}") for q in batch_problems])
-            pairs, texts, offsets = [], [], []
-            for prompt, comp in zip(prompts, completions):
-                ids = list(comp[0].token_ids) or [tokenizer.eos_token_id]
-                text, offs = response_offsets(tokenizer, ids)
-                pairs.append((tokenizer(prompt)["input_ids"], ids))
-                texts.append(text)
-                offsets.append(offs)
-            parts = scorer.score(prompts, texts, offsets, [len(ids) for _, ids in pairs],
-                                 [q.answer for q in batch_problems], [q.level for q in batch_problems])
-            batch = pad_rollouts(pairs, pad_id)
-            score = torch.zeros(len(batch), batch.response_width)
-            for row, part in enumerate(parts):
-                dense = part.dense()
-                if p.process_reward_placement == "terminal":
-                    dense = np.eye(len(dense))[-1] * dense.sum()
-                score[row, :len(dense)] = torch.tensor(dense, dtype=torch.float32)
-
-            # --- log-probabilities, values, KL, advantages ----------------------------------------------------------
-            actor_engine.module.eval()
-            critic_engine.module.eval()
-            fwd = p.forward_batch_size
-            old_logprobs = batched(lambda b: response_logprobs(actor_engine.module, b.to(device), p.temperature),
-                                   batch, fwd)
-            ref_logprobs = batched(lambda b: response_logprobs(reference, b.to(device), p.temperature), batch, fwd)
-            old_values = batched(lambda b: response_values(critic_engine.module, b.to(device)), batch, fwd)
-            mask = batch.mask
-            kl = torch.clamp(old_logprobs - ref_logprobs, min=0.0) * mask
-            rewards = (score - p.kl_coef * kl) * mask
-            # whitening statistics over the whole batch, all ranks (collective: every rank gets here each step)
-            advantages, returns = advantages_and_returns(
-                rewards, old_values, mask, whiten_rewards=p.whiten_rewards,
-                unwhitened_reward_scale=p.unwhitened_reward_scale, gamma=p.gamma, lam=p.lam, padding=p.whiten_padding)
-
-            # --- PPO updates ----------------------------------------------------------------------------------------
-            actor_engine.module.train()
-            critic_engine.module.train()
-            order_rng = random.Random(p.seed * 1_000_003 + step)
-            stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "clipfrac", "approx_kl", "value_loss",
-                                                            "value_clipfrac")}
-            per_rank = p.step_batch_size // dist.world_size
-            for _ in range(p.ppo_epochs):
-                order = list(range(len(batch)))
-                order_rng.shuffle(order)
-                for start in range(0, len(order), per_rank):
-                    for mb_start in range(start, start + per_rank, micro):
-                        rows = order[mb_start:mb_start + micro]
-                        mb = batch.select(rows).to(device)
-                        width = mb.response_width
-                        sel = torch.tensor(rows)
-                        take = (lambda t: t[sel, :width].to(device))
-                        logp = response_logprobs(actor_engine, mb, p.temperature)
-                        loss, pstats = policy_loss(logp, take(old_logprobs), take(advantages), mb.mask,
-                                                   clip=p.clip_ratio)
-                        actor_engine.backward(loss)
-                        actor_engine.step()
-                        vpred = response_values(critic_engine, mb)
-                        vloss, vstats = value_loss(vpred, take(old_values), take(returns), mb.mask, clip=p.value_clip)
-                        critic_engine.backward(p.vf_coef * vloss)
-                        critic_engine.step()
-                        for key, value in (("policy_loss", loss.item()), ("clipfrac", pstats["clipfrac"]),
-                                           ("approx_kl", pstats["approx_kl"]), ("value_loss", vloss.item()),
-                                           ("value_clipfrac", vstats["clipfrac"])):
-                            stats[key].append(value)
-            generator.load_weights(actor_state_dict(actor_engine))
-
-            # --- logging, validation, checkpoints -------------------------------------------------------------------
-            n = len(parts)
-            lengths = mask.sum(1)
-            scalars = {
-                "reward/total": float(rewards.sum(1).mean()),  # score + KL penalty per rollout: the training reward
-                "reward/score": float(score.sum(1).mean()),
-                "reward/terminal": sum(r.terminal for r in parts) / n,
-                "reward/answer": sum(r.answer for r in parts) / n,
-                "reward/format_penalty": sum(r.penalty for r in parts) / n,
-                "reward/process": sum(r.process_sum for r in parts) / n,
-                "reward/steps": sum(len(r.step_probs) for r in parts) / n,
-                "reward/step_prob_min": float(np.mean([min(r.step_probs) if r.step_probs else 0.0 for r in parts])),
-                "kl/sum_per_rollout": float(kl.sum(1).mean()),
-                "kl/per_token": float(kl.sum() / mask.sum()),
-                "accuracy/train": sum(r.correct for r in parts) / n,
-                "response_tokens": float(lengths.mean()),
-                "lr": training.current_lr(actor_engine),
-                **{f"ppo/{k}": float(np.mean(v)) for k, v in stats.items() if v},
-            }
-            scalars = {k: training.mean_across_ranks(v) for k, v in scalars.items()}
-            logger.log(step + 1, scalars)
+            batch, parts, score = _rollouts(cfg, models, generator, batch_problems, sample_params, step)
+            targets = _advantages(cfg, models, batch, score, dist.device)
+            stats = _ppo_updates(cfg, models, batch, targets, dist, step)
+            generator.load_weights(actor_state_dict(models.actor_engine))
+            scalars = _step_scalars(parts, batch, score, targets, stats, models)
+            logger.log(step + 1, {k: training.mean_across_ranks(v) for k, v in scalars.items()})
             if p.validate_every and (step + 1) % p.validate_every == 0 or step + 1 == total_steps:
-                run_validation(step + 1)
-            client = {"best": best, "validation": history, "config_hash": config_key}
+                validator.run(step + 1)
+            client = {"best": validator.best, "validation": validator.history, "config_hash": config_key}
             saved = p.checkpoint_every and (step + 1) % p.checkpoint_every == 0 and step + 1 < total_steps
             if saved:
-                training.save_checkpoint(actor_engine, out, step + 1, client)
-                training.save_checkpoint(critic_engine, out / "critic", step + 1, client)
+                training.save_checkpoint(models.actor_engine, out, step + 1, client)
+                training.save_checkpoint(models.critic_engine, out / "critic", step + 1, client)
             if step + 1 < total_steps and stop.requested():  # collective: every rank saves, then every rank leaves
                 if not saved:
-                    training.save_checkpoint(actor_engine, out, step + 1, client)
-                    training.save_checkpoint(critic_engine, out / "critic", step + 1, client)
+                    training.save_checkpoint(models.actor_engine, out, step + 1, client)
+                    training.save_checkpoint(models.critic_engine, out / "critic", step + 1, client)
                 logger.close()
                 training.barrier()
                 if own_generator:
                     generator.close()
                 raise training.Stopped(step + 1, stop.reason, out)
 
-    training.save_final(actor_engine, out, save_actor)
-    training.save_final(critic_engine, out / "critic", save_critic)
-    logger.close()
-    if own_generator:
-        generator.close()
-    log = [row for row in training.read_train_log(out) if "reward/total" in row]
-    summary = {"steps": total_steps, "resumed_from_step": first, "best": best, "validation": history,
-               "first_reward": log[0]["reward/total"] if log else None,
-               "last_reward": log[-1]["reward/total"] if log else None,
-               "seconds": time.perf_counter() - start_time, "output_dir": str(out)}
-    if dist.is_main:
-        Manifest(RunLayout(cfg).manifest).mark_done(STAGE, [out / "config.json"], summary=summary)
-    training.barrier()
-    return summary
+
+def _rollouts(cfg: RunConfig, models: _PPOModels, generator, batch_problems: list[Problem],
+              sample_params: GenerationParams, step: int):
+    """One response per problem, scored: (padded rollouts, each rollout's reward parts, per-token scores)."""
+    import torch  # heavy: see _load_prompts
+
+    from policy.rollouts import pad_rollouts, response_offsets  # local: imports torch
+
+    p, tokenizer = cfg.ppo, models.tokenizer
+    prompts = [format_prompt(q.problem) for q in batch_problems]
+    completions = generator.generate(prompts, sample_params,
+                                     seeds=[request_seed(p.seed, f"{step}/{q.id}") for q in batch_problems])
+    pairs, texts, offsets = [], [], []
+    for prompt, comp in zip(prompts, completions):
+        ids = list(comp[0].token_ids) or [tokenizer.eos_token_id]
+        text, offs = response_offsets(tokenizer, ids)
+        pairs.append((tokenizer(prompt)["input_ids"], ids))
+        texts.append(text)
+        offsets.append(offs)
+    parts = models.scorer.score(prompts, texts, offsets, [len(ids) for _, ids in pairs],
+                                [q.answer for q in batch_problems], [q.level for q in batch_problems])
+    batch = pad_rollouts(pairs, models.pad_id)
+    score = torch.zeros(len(batch), batch.response_width)
+    for row, part in enumerate(parts):
+        dense = part.dense()
+        if p.process_reward_placement == "terminal":
+            dense = np.eye(len(dense))[-1] * dense.sum()
+        score[row, :len(dense)] = torch.tensor(dense, dtype=torch.float32)
+    return batch, parts, score
+
+
+@dataclass
+class _Targets:
+    """What the updates fit, from the rollouts before any update."""
+
+    old_logprobs: Any
+    old_values: Any
+    kl: Any  # clamped per-token KL to the reference
+    rewards: Any  # score - kl_coef * kl
+    advantages: Any
+    returns: Any
+
+
+def _advantages(cfg: RunConfig, models: _PPOModels, batch, score, device) -> _Targets:
+    """Log-probabilities, values, KL, rewards, then GAE advantages and returns."""
+    import torch  # heavy: see _load_prompts
+
+    from policy.advantages import advantages_and_returns  # local: imports torch
+    from policy.rollouts import batched, response_logprobs, response_values  # local: imports torch
+
+    p = cfg.ppo
+    actor, critic = models.actor_engine.module, models.critic_engine.module
+    actor.eval()
+    critic.eval()
+    fwd = p.forward_batch_size
+    old_logprobs = batched(lambda b: response_logprobs(actor, b.to(device), p.temperature), batch, fwd)
+    ref_logprobs = batched(lambda b: response_logprobs(models.reference, b.to(device), p.temperature), batch, fwd)
+    old_values = batched(lambda b: response_values(critic, b.to(device)), batch, fwd)
+    mask = batch.mask
+    kl = torch.clamp(old_logprobs - ref_logprobs, min=0.0) * mask
+    rewards = (score - p.kl_coef * kl) * mask
+    # whitening statistics over the whole batch, all ranks (collective: every rank gets here each step)
+    advantages, returns = advantages_and_returns(
+        rewards, old_values, mask, whiten_rewards=p.whiten_rewards,
+        unwhitened_reward_scale=p.unwhitened_reward_scale, gamma=p.gamma, lam=p.lam, padding=p.whiten_padding)
+    return _Targets(old_logprobs, old_values, kl, rewards, advantages, returns)
+
+
+def _ppo_updates(cfg: RunConfig, models: _PPOModels, batch, targets: _Targets, dist, step: int) -> dict:
+    """ppo.ppo_epochs passes over the rollouts in shuffled step batches: clipped policy and value losses."""
+    import torch  # heavy: see _load_prompts
+
+    from policy.ppo_losses import policy_loss, value_loss  # local: imports torch
+    from policy.rollouts import response_logprobs, response_values  # local: imports torch
+
+    p, device, micro = cfg.ppo, dist.device, models.micro
+    actor_engine, critic_engine = models.actor_engine, models.critic_engine
+    actor_engine.module.train()
+    critic_engine.module.train()
+    order_rng = random.Random(p.seed * 1_000_003 + step)
+    stats: dict[str, list[float]] = {k: [] for k in ("policy_loss", "clipfrac", "approx_kl", "value_loss",
+                                                    "value_clipfrac")}
+    per_rank = p.step_batch_size // dist.world_size
+    for _ in range(p.ppo_epochs):
+        order = list(range(len(batch)))
+        order_rng.shuffle(order)
+        for start in range(0, len(order), per_rank):
+            for mb_start in range(start, start + per_rank, micro):
+                rows = order[mb_start:mb_start + micro]
+                mb = batch.select(rows).to(device)
+                width = mb.response_width
+                sel = torch.tensor(rows)
+                take = (lambda t: t[sel, :width].to(device))
+                logp = response_logprobs(actor_engine, mb, p.temperature)
+                loss, pstats = policy_loss(logp, take(targets.old_logprobs), take(targets.advantages), mb.mask,
+                                           clip=p.clip_ratio)
+                actor_engine.backward(loss)
+                actor_engine.step()
+                vpred = response_values(critic_engine, mb)
+                vloss, vstats = value_loss(vpred, take(targets.old_values), take(targets.returns), mb.mask,
+                                           clip=p.value_clip)
+                critic_engine.backward(p.vf_coef * vloss)
+                critic_engine.step()
+                for key, value in (("policy_loss", loss.item()), ("clipfrac", pstats["clipfrac"]),
+                                   ("approx_kl", pstats["approx_kl"]), ("value_loss", vloss.item()),
+                                   ("value_clipfrac", vstats["clipfrac"])):
+                    stats[key].append(value)
+    return stats
+
+
+def _step_scalars(parts, batch, score, targets: _Targets, stats: dict, models: _PPOModels) -> dict[str, float]:
+    """This rank's step metrics (the caller averages them over ranks)."""
+    n = len(parts)
+    mask, kl, rewards = batch.mask, targets.kl, targets.rewards
+    lengths = mask.sum(1)
+    return {
+        "reward/total": float(rewards.sum(1).mean()),  # score + KL penalty per rollout: the training reward
+        "reward/score": float(score.sum(1).mean()),
+        "reward/terminal": sum(r.terminal for r in parts) / n,
+        "reward/answer": sum(r.answer for r in parts) / n,
+        "reward/format_penalty": sum(r.penalty for r in parts) / n,
+        "reward/process": sum(r.process_sum for r in parts) / n,
+        "reward/steps": sum(len(r.step_probs) for r in parts) / n,
+        "reward/step_prob_min": float(np.mean([min(r.step_probs) if r.step_probs else 0.0 for r in parts])),
+        "kl/sum_per_rollout": float(kl.sum(1).mean()),
+        "kl/per_token": float(kl.sum() / mask.sum()),
+        "accuracy/train": sum(r.correct for r in parts) / n,
+        "response_tokens": float(lengths.mean()),
+        "lr": training.current_lr(models.actor_engine),
+        **{f"ppo/{k}": float(np.mean(v)) for k, v in stats.items() if v},
+    }
 
 
 def add_arguments(parser) -> None:
-    from e2h.config import add_config_arguments
-
     add_config_arguments(parser)
-    from e2h import training
-
     training.add_resume_arguments(parser)
 
 
 def run(args) -> int:
-    from e2h.config import config_from_args
-
-    from e2h import training
-
     try:
         summary = run_ppo(config_from_args(args), resume=args.resume, fresh=args.fresh)
     except training.Stopped as err:  # SIGTERM / SIGUSR1: checkpoint saved, exit 75 so a requeue resumes

@@ -30,6 +30,11 @@ from e2h.jsonl import write_json
 from e2h.manifest import Manifest
 from e2h.models import cache_root
 from e2h.records import save_records
+from e2h.world import generate_world
+from e2h.world.commands import atomic_dir, check_tokenizer, world_tokenizer
+from e2h.world.corpus import build_corpus, corpus_examples, corpus_statistics
+from e2h.world.tiny_models import save_tiny_model
+from policy.sft import run_sft
 
 STAGE = "base"
 # world keys that never reach the corpus: the training split's size and how PRM negatives are made
@@ -77,10 +82,6 @@ def is_built(cfg: RunConfig) -> bool:
 
 def build_base(cfg: RunConfig, force: bool = False) -> dict:
     """Corpus, tokenizer, initial model, then pretraining; skipped when the folder holds this config's base."""
-    from e2h.world import generate_world
-    from e2h.world.commands import atomic_dir, check_tokenizer, world_tokenizer
-    from e2h.world.corpus import build_corpus, corpus_examples, corpus_statistics
-
     out, key = base_dir(cfg), base_fingerprint(cfg)
     manifest = Manifest(out / "manifest.json")
     if not force and is_built(cfg):
@@ -104,12 +105,9 @@ def build_base(cfg: RunConfig, force: bool = False) -> dict:
     check_tokenizer(tokenizer, texts)
     with atomic_dir(out / "tokenizer") as tmp:
         tokenizer.save_pretrained(tmp)
-    from e2h.tiny_models import save_tiny_model
 
     with atomic_dir(out / "init") as tmp:
         save_tiny_model(tmp, tokenizer, cfg.policy, seed=cfg.world.seed)
-
-    from policy.sft import run_sft
 
     recipe = cfg.model_copy(deep=True)
     recipe.run.out_dir, recipe.run.seed = str(out), cfg.world.seed

@@ -15,24 +15,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from e2h.grading import grade_many
 from e2h.tokenization import encode
-
 from policy.rewards import (
-    RewardSettings,
-    RolloutReward,
-    char_to_token_spans,
-    predicted_answer,
-    rollout_reward,
-    separator_char_spans,
-    step_logits,
-)
+    RewardSettings, RolloutReward, char_to_token_spans, predicted_answer, rollout_reward, separator_char_spans,
+    step_logits)
 
 
 def grade_predictions(predictions: list[str | None], golds: list[str], timeout_s: float,
                       grading: dict | None = None) -> list[bool]:
     """The grader's verdicts; ``grading`` is the run's ``config.grading.options()`` (mode, numeric convention)."""
-    from e2h.grading import grade_many
-
     todo = [i for i, pred in enumerate(predictions) if pred is not None]
     verdicts = (grade_many([(predictions[i], golds[i]) for i in todo], timeout_s=timeout_s, **(grading or {}))
                 if todo else [])
@@ -49,7 +41,7 @@ class PRMStepScorer:
     def __init__(self, path: str, device, settings: RewardSettings, batch_size: int):
         import torch
 
-        from prm.model import load_reward_model
+        from prm.model import load_reward_model  # local: imports torch
 
         self.model, self.tokenizer, _ = load_reward_model(path, device=device, dtype=torch.float32)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0

@@ -16,15 +16,16 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping
 
-from policy.generator import Completion, GenerationParams, open_generator
-from policy.sample_actors import connect_ray, import_ray, stop_actors
+from e2h.ray_cluster import import_ray
+from policy.generator import Completion, GenerationParams, build_generator
+from policy.sample_actors import RAY_NEED, connect_ray, stop_actors
 
 
 class RolloutWorker:
     """The body of one Ray actor: one engine (vLLM, or transformers.generate with ``backend="hf"``)."""
 
     def __init__(self, backend: str, model: str, engine_kwargs: dict[str, Any]):
-        self.generator = open_generator(backend, model, **engine_kwargs)
+        self.generator = build_generator(backend, model, **engine_kwargs)
 
     def ready(self) -> bool:
         return True
@@ -47,7 +48,7 @@ class RayRolloutGenerator:
                  gpus_per_actor: float = 0.0):
         if num_actors < 1:
             raise ValueError(f"num_actors must be >= 1, got {num_actors}")
-        self.ray = import_ray()
+        self.ray = import_ray(RAY_NEED)
         self.model_name = str(model)
         self._started_ray = connect_ray(num_actors * cpus_per_actor)
         actor_cls = self.ray.remote(RolloutWorker).options(num_cpus=cpus_per_actor, num_gpus=gpus_per_actor)

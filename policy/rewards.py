@@ -199,12 +199,6 @@ def place_step_rewards(step_rewards: Sequence[float], separator_tokens: Sequence
     return dense
 
 
-def kl_penalty(logprobs, ref_logprobs, coef: float):
-    """Per-token non-score reward ``-coef * max(logp - logp_ref, 0)`` (the clamped k1 estimator). Tensors or arrays."""
-    diff = logprobs - ref_logprobs
-    return -coef * (diff.clamp(min=0.0) if hasattr(diff, "clamp") else np.maximum(diff, 0.0))
-
-
 # --- one rollout, all parts ------------------------------------------------------------------------------------
 
 @dataclass

@@ -19,21 +19,19 @@ the rest are redone, and every (problem, sample index) row ends up exactly once.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2h.config import ConfigError, RunConfig, save_config
+from e2h.config import ConfigError, RunConfig, add_config_arguments, config_from_args, save_config
 from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.records import Problem, load_records
-from policy.generator import GenerationParams, Generator
+from policy.generator import GenerationParams, Generator, build_generator
+from policy.sample_actors import run_on_actors
 from policy.shards import ShardStore, plan_shards, run_fingerprint, sample_shard, shard_fingerprint
 
 STAGE = "sample"
-# Test hook: seconds to sleep after each finished shard, so a test can kill the run between two shards.
-PAUSE_ENV = "E2H_SAMPLE_PAUSE_AFTER_SHARD_S"
 
 
 @dataclass
@@ -96,7 +94,6 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
     run = run_fingerprint(model, params, cfg.sample.seed, cfg.sample.cut_after_answer)
     fingerprints = {s.index: shard_fingerprint(s, run) for s in shards}
     todo = [s for s in shards if not store.is_done(s, fingerprints[s.index])]
-    pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
 
     tokens = 0
     ready_at: list[float] = []  # when the engine(s) finished starting
@@ -107,13 +104,9 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
         store.write(shard, rows, fingerprints[shard.index])
         tokens += sum(r.num_tokens or 0 for r in rows)
         progress.update(1)
-        if pause:
-            time.sleep(pause)
 
     try:
         if todo and cfg.sample.num_actors > 1 and generator is None:
-            from policy.sample_actors import run_on_actors
-
             for shard, rows in run_on_actors(todo, backend=cfg.sample.backend, model=model, section=cfg.sample,
                                              params=params, run_seed=cfg.sample.seed,
                                              cut_after_answer=cfg.sample.cut_after_answer,
@@ -122,8 +115,6 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
         elif todo:
             own = generator is None
             if own:
-                from policy.sample_actors import build_generator
-
                 generator = build_generator(cfg.sample.backend, model, cfg.sample)
             ready_at.append(time.perf_counter())
             try:
@@ -147,14 +138,10 @@ def run_sampling(cfg: RunConfig, generator: Generator | None = None) -> Sampling
 
 
 def add_arguments(parser) -> None:
-    from e2h.config import add_config_arguments
-
     add_config_arguments(parser)
 
 
 def run(args) -> int:
-    from e2h.config import config_from_args
-
     print(run_sampling(config_from_args(args)).line())
     return 0
 

@@ -17,45 +17,18 @@ import math
 import os
 from typing import Any, Callable, Iterator
 
-from policy.generator import GenerationParams
+from e2h.config import ConfigError, SampleSection
+from e2h.ray_cluster import import_ray, start_ray
+from policy.generator import GenerationParams, build_generator
 from policy.shards import Shard, sample_shard
 
 
-def build_generator(backend: str, model: str, section, **engine_kwargs: Any):
-    """The Generator a sampling process uses: vLLM (default) or transformers.generate."""
-    if backend == "vllm":
-        from policy.vllm_engine import VLLMGenerator
-
-        return VLLMGenerator.from_config(model, section, **engine_kwargs)
-    if backend == "hf":
-        from policy.hf_generator import HFGenerator
-
-        return HFGenerator.from_config(model, section)
-    raise ValueError(f"unknown sampling backend '{backend}' (expected 'vllm' or 'hf')")
-
-
-def import_ray():
-    try:
-        import ray
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("Ray actors (sample.num_actors > 1, ppo.rollout_actors > 0) need Ray: "
-                          "pip install 'e2h[ray]'") from err
-    return ray
+RAY_NEED = "Ray actors (sample.num_actors > 1, ppo.rollout_actors > 0)"
 
 
 def connect_ray(min_cpus: float) -> bool:
     """Join the cluster at RAY_ADDRESS, or start a local Ray bound to 127.0.0.1. True if we started it."""
-    ray = import_ray()
-    if ray.is_initialized():
-        return False
-    address = os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        # address="local": always a fresh private Ray, never a cluster someone else started on this machine
-        ray.init(address="local", num_cpus=max(os.cpu_count() or 1, math.ceil(min_cpus)), include_dashboard=False,
-                 _node_ip_address="127.0.0.1", log_to_driver=True)
-    return True
+    return start_ray(num_cpus=max(os.cpu_count() or 1, math.ceil(min_cpus)), log_to_driver=True, need=RAY_NEED)
 
 
 def stop_actors(ray, actors: list) -> None:
@@ -72,8 +45,6 @@ class SamplerWorker:
     """The body of one Ray actor: builds its engine once, then samples whatever shard it is given."""
 
     def __init__(self, backend: str, model: str, section_json: dict[str, Any]):
-        from e2h.config import SampleSection
-
         section = SampleSection.model_validate(section_json)
         # inside an actor, vLLM would pick its Ray executor for tensor parallelism and ask this Ray for a new
         # placement group; the actor already holds its GPUs, so vLLM's own multiprocessing executor runs the shards
@@ -96,11 +67,9 @@ def run_on_actors(shards: list[Shard], *, backend: str, model: str, section, par
     """Yield (shard, rows) as actors finish them; at most one shard in flight per actor.
     ``on_ready`` is called once every actor's engine has started."""
     if 0 < section.gpus_per_actor < section.tensor_parallel_size:
-        from e2h.config import ConfigError
-
         raise ConfigError(f"sample.gpus_per_actor ({section.gpus_per_actor}) must be >= sample.tensor_parallel_size "
                           f"({section.tensor_parallel_size}): each actor's engine spans its own GPUs")
-    ray = import_ray()
+    ray = import_ray(RAY_NEED)
     started = connect_ray(section.num_actors * section.cpus_per_actor)
     actor_cls = ray.remote(SamplerWorker).options(num_cpus=section.cpus_per_actor, num_gpus=section.gpus_per_actor)
     actors = [actor_cls.remote(backend, model, section.model_dump(mode="json"))

@@ -11,7 +11,7 @@ Reads SFTExample rows (``e2h data prepare`` writes ``<run>/data/sft_train.jsonl`
 and writes the fine-tuned HF checkpoint (model + tokenizer) to ``sft.output_dir`` (default ``<run>/sft``), which
 ``e2h sample`` then loads. The loss covers only completion tokens (+ EOS where ``eos`` is true; see
 policy/sft_data.py). Engine, batch plan, LR schedule, data order, checkpoints and logs come from the shared
-DeepSpeed helper ``e2h/training.py`` (the PRM trainer uses the same one).
+DeepSpeed helper package ``training/`` (the PRM trainer uses the same one).
 
 Resume: every ``sft.checkpoint_every`` optimizer steps a DeepSpeed checkpoint lands in ``<out>/checkpoints``;
 the same command after a kill loads the newest one and continues with exactly the batches the uninterrupted run
@@ -26,15 +26,14 @@ import os
 import time
 from pathlib import Path
 
-from e2h.config import ConfigError, RunConfig, save_config
+import training
+from e2h.config import ConfigError, RunConfig, add_config_arguments, config_from_args, save_config
 from e2h.layout import RunLayout
 from e2h.manifest import Manifest, file_checksum
 from e2h.records import SFTExample, load_records
 from policy.sft_data import collate, tokenize_examples
 
 STAGE = "sft"
-# Test hook: seconds to sleep after each checkpoint, so a test can kill the run between two checkpoints.
-PAUSE_ENV = "E2H_SFT_PAUSE_AFTER_CHECKPOINT_S"
 
 
 def sft_paths(cfg: RunConfig) -> tuple[Path, str, Path]:
@@ -61,8 +60,6 @@ def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -
     the full run's); the model is saved where later stages look all the same."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from e2h import training
 
     data, init, out = sft_paths(cfg)
     key = fingerprint(cfg, data, init)
@@ -108,7 +105,6 @@ def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -
             (out / "train_log.jsonl").unlink(missing_ok=True)  # a fresh run's log starts empty
     logger = training.TrainLogger(dist, out, sched.total_steps, initial_step=first, desc="sft",
                                   report_to=cfg.sft.report_to, config=cfg.model_dump(mode="json"))
-    pause = float(os.environ.get(PAUSE_ENV, "0") or 0)
     tokens = 0
     engine.train()
     stop = sched.total_steps if max_steps is None else min(sched.total_steps, max_steps)
@@ -128,8 +124,6 @@ def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -
         every = cfg.sft.checkpoint_every
         if every and (step + 1) % every == 0 and step + 1 < stop:
             training.save_checkpoint(engine, out, step + 1, {"fingerprint": key}, save_hf)
-            if pause:
-                time.sleep(pause)
     training.save_final(engine, out, save_hf)
     logger.close()
 
@@ -146,8 +140,6 @@ def run_sft(cfg: RunConfig, force: bool = False, max_steps: int | None = None) -
 
 
 def add_arguments(parser) -> None:
-    from e2h.config import add_config_arguments
-
     add_config_arguments(parser)
     parser.add_argument("--force", action="store_true", help="train from scratch even if done or checkpointed")
     parser.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (schedule unchanged); "
@@ -155,8 +147,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from e2h.config import config_from_args
-
     summary = run_sft(config_from_args(args), force=args.force, max_steps=args.max_steps)
     if int(os.environ.get("RANK", "0")) == 0:
         if summary.get("skipped"):

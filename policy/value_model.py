@@ -17,7 +17,7 @@ def load_value_model(prm_path: str | os.PathLike, freeze_embeddings_and_norms: b
     """A trainable copy of the PRM at ``prm_path`` (fp32; DeepSpeed casts it if bf16 is on)."""
     import torch
 
-    from prm.model import load_reward_model
+    from prm.model import load_reward_model  # local: imports torch
 
     model, _, _ = load_reward_model(prm_path, device="cpu", dtype=torch.float32)
     for param in model.parameters():

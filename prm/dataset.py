@@ -150,7 +150,7 @@ class EmptyBatchError(ValueError):
 
 
 def collate(examples: list[EncodedExample], pad_id: int):
-    """Right-pad a micro-batch (examples are length-grouped upstream, see e2h.training.micro_batches).
+    """Right-pad a micro-batch (examples are length-grouped upstream, see training.micro_batches).
 
     Padding-free packing (position ids restarting per example, block-diagonal mask) is exact but measured
     slower on CPU with SDPA: the dense mask makes every row pay attention over its whole packed length

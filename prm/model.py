@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from e2h.text_format import STEP_SEPARATOR
+from training import freeze_embeddings_and_norms
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,6 @@ class RewardModel(nn.Module):
 
     def freeze_embeddings_and_norms(self) -> int:
         """Freeze the backbone's input embeddings and norms (the paper's setting); returns #frozen tensors."""
-        from e2h.training import freeze_embeddings_and_norms
-
         return freeze_embeddings_and_norms(self.net)
 
     def apply_lora(self, rank: int, alpha: float, dropout: float = 0.0,

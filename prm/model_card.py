@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from e2h.manifest import file_checksum
 from e2h.text_format import STEP_SEPARATOR
-
 from prm.model import HEAD_LABELS, POSITIVE_LABEL
 
 CARD_NAME = "README.md"
@@ -40,8 +40,6 @@ class DataSummary:
 
     @classmethod
     def of(cls, path, examples, train: int, dropped: int, held_out: int) -> "DataSummary":
-        from e2h.manifest import file_checksum
-
         levels = Counter("none" if e.level is None else str(e.level) for e in examples)
         return cls(path=str(path), rows=len(examples), train=train, dropped=dropped, held_out=held_out,
                    levels=dict(sorted(levels.items())), sha256=file_checksum(path))

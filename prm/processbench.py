@@ -14,7 +14,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from e2h.config import add_config_arguments, config_from_args
+from e2h.data.processbench import _split_name, load_processbench
+from e2h.jsonl import write_json
 from e2h.layout import RunLayout
+from e2h.text_format import format_prompt
+from prm.score import PRMScorer
 
 THRESHOLDS = tuple(i / 200 for i in range(1, 200))
 
@@ -64,8 +69,6 @@ def clean_steps(steps: list[str]) -> list[str]:
 
 
 def score_items(scorer, items) -> list[list[float]]:
-    from e2h.text_format import format_prompt
-
     return [scorer.score_steps(format_prompt(item.problem), [clean_steps(item.steps)])[0] for item in items]
 
 
@@ -86,24 +89,18 @@ def evaluate(scorer, splits: dict[str, list], calibrate_on: str | None = None) -
 
 
 def load_splits(sources: list[str], limit: int | None = None) -> dict[str, list]:
-    from e2h.data.processbench import _split_name, load_processbench
-
     return {_split_name(src): load_processbench(src)[:limit] for src in sources}
 
 
 def evaluate_model_on_processbench(model_path: str, sources: list[str], limit: int) -> dict[str, float]:
     """Used during training: flat metrics ``processbench/<split>/f1`` etc. at a threshold calibrated on the first
     split (with one split, calibration and report coincide: read it as an upper bound)."""
-    from prm.score import PRMScorer
-
     report = evaluate(PRMScorer(model_path), load_splits(sources, limit))
     return {f"processbench/{name}/{key}": float(value) for name, metrics in report.items()
             for key, value in metrics.items() if key in ("f1", "error_acc", "correct_acc", "threshold")}
 
 
 def add_arguments(parser) -> None:
-    from e2h.config import add_config_arguments
-
     add_config_arguments(parser)
     parser.add_argument("--model", help="PRM folder (default <run>/prm)")
     parser.add_argument("--splits", nargs="+", help="ProcessBench JSONL files (default data.processbench)")
@@ -113,11 +110,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from e2h.config import config_from_args
-    from e2h.jsonl import write_json
-
-    from prm.score import PRMScorer
-
     cfg = config_from_args(args)
     scorer = PRMScorer(args.model or str(RunLayout(cfg).score_model), device=cfg.score.device)
     report = evaluate(scorer, load_splits(args.splits or cfg.data.processbench, args.limit), args.calibrate_on)

@@ -26,12 +26,14 @@ import math
 import os
 from pathlib import Path
 
+from e2h.config import add_config_arguments, config_from_args
 from e2h.layout import RunLayout
+from e2h.manifest import Manifest, file_checksum
+from e2h.ray_cluster import import_ray, start_ray
 from e2h.records import Sample, iter_records, save_records
 from e2h.rerank import AGGREGATIONS, aggregate_steps, select_steps
 from e2h.text_format import STEP_SEPARATOR, ends_with_answer, format_solution, is_answer_step, split_solution
 from e2h.tokenization import TokenRuleError, encode, step_end_positions, token_at_char
-
 from prm.dataset import layout, step_ends
 from prm.preflight import PreflightError
 
@@ -71,7 +73,7 @@ class PRMScorer:
                  share_prompt: bool = False):
         import torch
 
-        from prm.model import load_reward_model
+        from prm.model import load_reward_model  # local: imports torch
 
         self.device = resolve_device(device)
         if dtype is None:
@@ -196,10 +198,14 @@ class PRMScorer:
         >>> scorer.score_pairs([(format_prompt("1+2?"), "3.\\n\\n# Answer\\n\\n3"), (format_prompt("2+2?"), "4")])
         [[0.71, 0.66], [0.52]]
         """
+        return self.score_encoded([self.encode(prompt, split_solution(completion)) for prompt, completion in pairs])
+
+    def score_encoded(self, encoded: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        """:meth:`score_pairs` for rows :meth:`encode` already made (the service encodes each solution once, for
+        its context check and batch budget, and scores those very ids)."""
         import torch
 
-        encoded = [self.encode(prompt, split_solution(completion)) for prompt, completion in pairs]
-        results: list[list[float]] = [[] for _ in pairs]
+        results: list[list[float]] = [[] for _ in encoded]
         todo = [i for i, (_, bounds) in enumerate(encoded) if bounds]
         lengths = {i: len(encoded[i][0]) for i in todo}
         with torch.inference_mode():
@@ -279,8 +285,6 @@ def load_unit(path: Path, start: int, end: int) -> list[Sample]:
 
 
 def unit_fingerprint(model_path: str, path: Path, start: int, end: int, steps: str = "reasoning_and_answer") -> str:
-    from e2h.manifest import file_checksum
-
     key = [str(Path(model_path).resolve()), file_checksum(path), start, end]
     key = json.dumps(key if steps == "reasoning_and_answer" else key + [steps])  # default: earlier runs still match
     return hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -291,8 +295,6 @@ def score_file(model_path: str, samples_path: str | os.PathLike, output_dir: str
                num_actors: int = 1, cpus_per_actor: float = 1.0, steps: str = "reasoning_and_answer") -> dict:
     """Score every unit not already done; returns counts. Output: <output_dir>/shard-XXXXX.jsonl + manifest."""
     from tqdm.auto import tqdm
-
-    from e2h.manifest import Manifest
 
     output_dir = Path(output_dir)
     manifest = Manifest(output_dir / "manifest.json")
@@ -323,18 +325,10 @@ def score_file(model_path: str, samples_path: str | os.PathLike, output_dir: str
 def _score_with_ray(model_path, todo, output_dir, manifest, device, batch_tokens, share_prompt, num_actors,
                     cpus_per_actor, steps="reasoning_and_answer") -> int:
     """One PRM per Ray actor; actors score units and write their files, the driver records the manifest."""
-    try:
-        import ray
-    except ImportError as err:  # pragma: no cover
-        raise RuntimeError("score.num_actors > 1 needs Ray: pip install 'e2h[ray]'") from err
-    from ray.util import ActorPool
+    ray = import_ray("score.num_actors > 1")
+    from ray.util import ActorPool  # ray is an extra
 
-    started = not ray.is_initialized()
-    if started and os.environ.get("RAY_ADDRESS"):  # a cluster of many nodes (`ray start` on each)
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=False)
-    elif started:  # address="local": a private Ray, never one that someone else started on this machine
-        ray.init(address="local", num_cpus=max(2, math.ceil(num_actors * cpus_per_actor)), include_dashboard=False,
-                 _node_ip_address="127.0.0.1", log_to_driver=False)
+    started = start_ray(num_cpus=max(2, math.ceil(num_actors * cpus_per_actor)), need="score.num_actors > 1")
 
     @ray.remote(num_cpus=cpus_per_actor)
     class ScoreActor:
@@ -361,8 +355,6 @@ def _score_with_ray(model_path, todo, output_dir, manifest, device, batch_tokens
 
 
 def add_arguments(parser) -> None:
-    from e2h.config import add_config_arguments
-
     add_config_arguments(parser)
     parser.add_argument("--model", help="PRM folder (default score.model or <run>/prm)")
     parser.add_argument("--samples", help="Sample JSONL or folder of shards (default score.samples or <run>/samples)")
@@ -370,8 +362,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from e2h.config import config_from_args
-
     cfg = config_from_args(args)
     s, paths = cfg.score, RunLayout(cfg)
     summary = score_file(

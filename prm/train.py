@@ -7,7 +7,7 @@
 Resume is the default: a run whose output holds a checkpoint of the same config hash (the ``prm`` section less
 paths/logging/checkpoint cadence, the data file's checksum, the backbone, the seed) continues from it; one of
 another config is an error naming both hashes. SIGTERM / SIGUSR1 (Slurm's ``--signal``, preemption) save a
-checkpoint after the current optimizer step and exit with code 75 (e2h.training.Stopped); rerunning resumes.
+checkpoint after the current optimizer step and exit with code 75 (training.Stopped); rerunning resumes.
 
 Data: StepExample JSONL (``prm.data``, default ``<run>/data/prm_train.jsonl``). PRM, ORM and OPRM differ only
 in that data (``prm.kind`` is recorded in the saved model). Backbone: ``prm_backbone.path`` (a causal LM folder).
@@ -22,16 +22,19 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from e2h import training
-from e2h.config import RunConfig, save_config
+import training
+from e2h.config import RunConfig, add_config_arguments, config_from_args, save_config
 from e2h.layout import RunLayout
+from e2h.manifest import file_checksum
 from e2h.records import StepExample, load_records
-
 from prm.dataset import collate, encode_all, pointwise_loss, step_accuracy_counts
 from prm.model import RewardModel
+from prm.model_card import DataSummary, final_metrics, write_model_card
 from prm.preflight import check_batch, preflight_dataset
+from prm.processbench import evaluate_model_on_processbench
 
 log = logging.getLogger(__name__)
 
@@ -90,21 +93,32 @@ def resolve_paths(cfg: RunConfig, data: str | None, output_dir: str | None, back
 def prm_config_hash(cfg: RunConfig, data_path: Path, backbone_path: str) -> str:
     """What decides the trained PRM: the prm section (less paths, logging, checkpoint cadence), the data's
     checksum, the backbone and the seed. Stored with each checkpoint; resume needs the same hash."""
-    from e2h.manifest import file_checksum
-
     return training.config_hash({"prm": training.training_keys(cfg.prm), "data": file_checksum(data_path),
                                  "backbone": str(backbone_path), "seed": cfg.run.seed})
+
+
+@dataclass
+class _PRMData:
+    """The training examples as the model reads them (tokenised with offsets, too-long ones dropped)."""
+
+    examples: list[StepExample]
+    encoded: list
+    eval_encoded: list
+    dropped: int
+    checked: int  # examples whose step tags the preflight verified
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(e) for e in self.encoded]
 
 
 def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = None, backbone: str | None = None,
               resume: bool = False, max_steps: int | None = None, fresh: bool = False) -> dict:
     """Train, resuming from ``<out>/checkpoints`` when they hold this config's checkpoint (the default);
-    ``fresh`` deletes them first, ``resume`` requires one. Raises :class:`e2h.training.Stopped` after saving when
+    ``fresh`` deletes them first, ``resume`` requires one. Raises :class:`training.Stopped` after saving when
     SIGTERM/SIGUSR1 arrive."""
-    import torch
-    from transformers import AutoTokenizer
+    import torch  # heavy: the CLI imports this module for --help
 
-    pcfg = cfg.prm
     data_path, out, backbone_path = resolve_paths(cfg, data, output_dir, backbone)
     key = prm_config_hash(cfg, data_path, backbone_path)
     plan = training.resume_plan(out, key, fresh=fresh, require=resume)  # before any model is built
@@ -113,40 +127,12 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
         training.start_fresh(out, dist)
     torch.manual_seed(cfg.run.seed)
 
-    # 1. model and tokenizer: fresh zero head on the backbone; the paper freezes embeddings and norms
-    tokenizer = AutoTokenizer.from_pretrained(backbone_path)
-    model = RewardModel.from_backbone(backbone_path, kind=pcfg.kind, label_positions=pcfg.label_positions)
-    if pcfg.freeze_embeddings_and_norms:
-        model.freeze_embeddings_and_norms()
-    lora = pcfg.lora_rank > 0
-    if lora:  # adapters on the backbone + the full head; saving merges them (prm/model.py)
-        model.apply_lora(pcfg.lora_rank, pcfg.lora_alpha, pcfg.lora_dropout, pcfg.lora_target_modules)
+    tokenizer, model = _build_model(cfg, backbone_path)
+    lora = cfg.prm.lora_rank > 0
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id or 0
-
-    # 2. data: tokenise with offsets, drop examples whose labelled step does not fit, preflight the step tags
-    examples = load_records(data_path, StepExample)
-    train_examples, eval_examples = split_eval(examples, pcfg.eval_size, cfg.run.seed)
-    encoded, dropped = encode_all(tokenizer, train_examples, pcfg.label_positions, pcfg.max_length)
-    eval_encoded, _ = encode_all(tokenizer, eval_examples, pcfg.label_positions, pcfg.max_length)
-    checked = preflight_dataset(tokenizer, train_examples, encoded, pcfg.label_positions, limit=pcfg.preflight_limit)
-    if checked == 0 and dist.is_main:
-        log.warning("the step-tag preflight checked no example (prm.preflight_limit=%s): nothing verifies that the "
-                    "PRM is trained at the tokens scoring will read", pcfg.preflight_limit)
-    lengths = [len(e) for e in encoded]
-
-    # 3. batch plan, schedule, engine
-    micro, accum = training.batch_plan(pcfg, dist.world_size)
-    sched = training.schedule(pcfg, len(encoded) // pcfg.global_batch_size)
-    engine = training.create_engine(model, pcfg, dist, sched)
-    start_step = 0
-    if plan == "resume":
-        state = training.resume(engine, out, trainable_only=lora)
-        if state is None:
-            raise RuntimeError(f"{training.checkpoint_root(out)}: the checkpoint vanished while loading")
-        start_step = int(state["step"])
-        if state.get("num_examples") != len(encoded):
-            raise RuntimeError(f"resume: the checkpoint was trained on {state.get('num_examples')} examples, "
-                               f"the data now has {len(encoded)}")
+    data = _prepare_data(cfg, data_path, tokenizer, dist)
+    micro, accum = training.batch_plan(cfg.prm, dist.world_size)
+    engine, sched, start_step = _start_engine(cfg, model, data, dist, plan, out, lora)
     stop_step = sched.total_steps if max_steps is None else min(sched.total_steps, max_steps)
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -155,45 +141,97 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
         if start_step:
             log.info("resuming from step %d (config hash %s)", start_step, key)
         log.info("PRM data: %d train (%d dropped as too long, %d preflighted), %d eval; %d steps, micro %d x "
-                 "accum %d x %d ranks", len(encoded), dropped, checked, len(eval_encoded), sched.total_steps,
-                 micro, accum, dist.world_size)
+                 "accum %d x %d ranks", len(data.encoded), data.dropped, data.checked, len(data.eval_encoded),
+                 sched.total_steps, micro, accum, dist.world_size)
 
     def save_hf(state_dict, folder):
         model.save_pretrained(folder, tokenizer=tokenizer, state_dict=state_dict)
 
-    client = {"num_examples": len(encoded), "seed": cfg.run.seed, "config_hash": key}
+    client = {"num_examples": len(data.encoded), "seed": cfg.run.seed, "config_hash": key}
     logger = training.TrainLogger(dist, out, sched.total_steps, initial_step=start_step, desc="train-prm",
-                                  report_to=pcfg.report_to, config=cfg.model_dump(mode="json"))
+                                  report_to=cfg.prm.report_to, config=cfg.model_dump(mode="json"))
+    last = _train_loop(cfg, engine, sched, data, dist, pad_id, (micro, accum), logger, out, client, save_hf, lora,
+                       start_step, stop_step)
+    final = {"steps": stop_step, "train_examples": len(data.encoded), "dropped": data.dropped, **last}
+    if stop_step > start_step or not (out / "checkpoints" / "latest").exists():
+        training.save_checkpoint(engine, out, stop_step, client, save_hf, trainable_only=lora)
+    # The final model goes where score/serve look, also after --max-steps (a short run is still a run).
+    if data.eval_encoded:
+        final.update(evaluate_steps(engine, data.eval_encoded, pad_id, dist.device))
+    training.save_final(engine, out, save_hf)
+    if cfg.prm.processbench_eval_size > 0 and dist.is_main:
+        final.update(evaluate_model_on_processbench(str(out), cfg.data.processbench, cfg.prm.processbench_eval_size))
+    if dist.is_main:
+        logger.log(stop_step, {k: v for k, v in final.items() if k.startswith(("eval/", "processbench/"))},
+                   advance=False)
+    logger.close()
+    if dist.is_main:  # README.md: what the PRM is, how to score with e2h and with plain transformers
+        data_summary = DataSummary.of(data_path, data.examples, train=len(data.encoded), dropped=data.dropped,
+                                      held_out=len(data.eval_encoded))
+        write_model_card(out, backbone_path, data_summary, model.info, cfg,
+                         {"steps": stop_step, "world_size": dist.world_size},
+                         final_metrics(training.read_train_log(out)) or final)
+    return final
+
+
+def _build_model(cfg: RunConfig, backbone_path):
+    """Tokenizer and a fresh zero head on the backbone; the paper freezes embeddings and norms."""
+    from transformers import AutoTokenizer  # heavy: see train_prm
+
+    pcfg = cfg.prm
+    tokenizer = AutoTokenizer.from_pretrained(backbone_path)
+    model = RewardModel.from_backbone(backbone_path, kind=pcfg.kind, label_positions=pcfg.label_positions)
+    if pcfg.freeze_embeddings_and_norms:
+        model.freeze_embeddings_and_norms()
+    if pcfg.lora_rank > 0:  # adapters on the backbone + the full head; saving merges them (prm/model.py)
+        model.apply_lora(pcfg.lora_rank, pcfg.lora_alpha, pcfg.lora_dropout, pcfg.lora_target_modules)
+    return tokenizer, model
+
+
+def _prepare_data(cfg: RunConfig, data_path, tokenizer, dist) -> _PRMData:
+    """Tokenise with offsets, drop examples whose labelled step does not fit, preflight the step tags."""
+    pcfg = cfg.prm
+    examples = load_records(data_path, StepExample)
+    train_examples, eval_examples = split_eval(examples, pcfg.eval_size, cfg.run.seed)
+    encoded, dropped = encode_all(tokenizer, train_examples, pcfg.label_positions, pcfg.max_length)
+    eval_encoded, _ = encode_all(tokenizer, eval_examples, pcfg.label_positions, pcfg.max_length)
+    checked = preflight_dataset(tokenizer, train_examples, encoded, pcfg.label_positions, limit=pcfg.preflight_limit)
+    if checked == 0 and dist.is_main:
+        log.warning("the step-tag preflight checked no example (prm.preflight_limit=%s): nothing verifies that the "
+                    "PRM is trained at the tokens scoring will read", pcfg.preflight_limit)
+    return _PRMData(examples, encoded, eval_encoded, dropped, checked)
+
+
+def _start_engine(cfg: RunConfig, model, data: _PRMData, dist, plan: str, out: Path, lora: bool):
+    """Schedule and DeepSpeed engine; on resume, the checkpoint's weights and step. Returns (engine, sched, step)."""
+    pcfg = cfg.prm
+    sched = training.schedule(pcfg, len(data.encoded) // pcfg.global_batch_size)
+    engine = training.create_engine(model, pcfg, dist, sched)
+    start_step = 0
+    if plan == "resume":
+        state = training.resume(engine, out, trainable_only=lora)
+        if state is None:
+            raise RuntimeError(f"{training.checkpoint_root(out)}: the checkpoint vanished while loading")
+        start_step = int(state["step"])
+        if state.get("num_examples") != len(data.encoded):
+            raise RuntimeError(f"resume: the checkpoint was trained on {state.get('num_examples')} examples, "
+                               f"the data now has {len(data.encoded)}")
+    return engine, sched, start_step
+
+
+def _train_loop(cfg: RunConfig, engine, sched, data: _PRMData, dist, pad_id: int, batching: tuple[int, int], logger,
+                out: Path, client: dict, save_hf, lora: bool, start_step: int, stop_step: int) -> dict:
+    """Optimizer steps start_step..stop_step with logging, evaluation and checkpoints; the last step's metrics.
+    SIGTERM / SIGUSR1: every rank saves after the current step and raises training.Stopped."""
+    pcfg = cfg.prm
     engine.train()
     last = {}
-    with training.GracefulStop() as stop:  # SIGTERM / SIGUSR1: save after this step, exit
+    with training.GracefulStop() as stop:
         for step in range(start_step, stop_step):
-            began = time.perf_counter()
-            indices = training.global_batch(step, len(encoded), sched.steps_per_epoch, pcfg.global_batch_size,
-                                            cfg.run.seed)
-            loss_sum, tokens, correct, total = 0.0, 0, 0, 0
-            for mb in training.micro_batches(indices, dist, micro, accum, lengths):
-                batch = {k: v.to(dist.device) for k, v in collate([encoded[i] for i in mb], pad_id).items()}
-                check_batch(batch["weights"], where=f"step {step + 1}")
-                logits, _ = engine(batch["input_ids"], attention_mask=batch["attention_mask"])
-                loss = pointwise_loss(logits, batch["labels"], batch["weights"])
-                engine.backward(loss)
-                engine.step()
-                loss_sum += float(loss.detach())
-                tokens += int(batch["attention_mask"].sum())
-                c, t = step_accuracy_counts(logits.detach(), batch["labels"], batch["weights"])
-                correct, total = correct + c, total + t
-            loss_sum, tokens, correct, total = training.sum_across_ranks([loss_sum, tokens, correct, total])
-            seconds = time.perf_counter() - began
-            last = {
-                "loss": loss_sum / (accum * dist.world_size),
-                "lr": pcfg.lr * training.lr_multiplier(step, sched.total_steps, sched.warmup_steps, pcfg.min_lr_ratio),
-                "token_accuracy": correct / max(total, 1),
-                "tokens_per_s": tokens / max(seconds, 1e-9),
-            }
+            last = _train_step(cfg, engine, sched, data, dist, pad_id, batching, step)
             done = step + 1
-            if eval_encoded and pcfg.eval_every and done % pcfg.eval_every == 0:
-                last.update(evaluate_steps(engine, eval_encoded, pad_id, dist.device))
+            if data.eval_encoded and pcfg.eval_every and done % pcfg.eval_every == 0:
+                last.update(evaluate_steps(engine, data.eval_encoded, pad_id, dist.device))
             logger.log(done, last)
             saved = pcfg.checkpoint_every and done % pcfg.checkpoint_every == 0 and done < stop_step
             if saved:
@@ -204,36 +242,41 @@ def train_prm(cfg: RunConfig, data: str | None = None, output_dir: str | None = 
                 logger.close()
                 training.barrier()
                 raise training.Stopped(done, stop.reason, out)
+    return last
 
-    final = {"steps": stop_step, "train_examples": len(encoded), "dropped": dropped, **last}
-    if stop_step > start_step or not (out / "checkpoints" / "latest").exists():
-        training.save_checkpoint(engine, out, stop_step, client, save_hf, trainable_only=lora)
-    # The final model goes where score/serve look, also after --max-steps (a short run is still a run).
-    if eval_encoded:
-        final.update(evaluate_steps(engine, eval_encoded, pad_id, dist.device))
-    training.save_final(engine, out, save_hf)
-    if pcfg.processbench_eval_size > 0 and dist.is_main:
-        from prm.processbench import evaluate_model_on_processbench
 
-        final.update(evaluate_model_on_processbench(str(out), cfg.data.processbench, pcfg.processbench_eval_size))
-    if dist.is_main:
-        logger.log(stop_step, {k: v for k, v in final.items() if k.startswith(("eval/", "processbench/"))},
-                   advance=False)
-    logger.close()
-    if dist.is_main:  # README.md: what the PRM is, how to score with e2h and with plain transformers
-        from prm.model_card import DataSummary, final_metrics, write_model_card
-
-        data_summary = DataSummary.of(data_path, examples, train=len(encoded), dropped=dropped,
-                                      held_out=len(eval_encoded))
-        write_model_card(out, backbone_path, data_summary, model.info, cfg,
-                         {"steps": stop_step, "world_size": dist.world_size},
-                         final_metrics(training.read_train_log(out)) or final)
-    return final
+def _train_step(cfg: RunConfig, engine, sched, data: _PRMData, dist, pad_id: int, batching: tuple[int, int],
+                step: int) -> dict:
+    """One optimizer step over the step's global batch (``batching``: micro-batch size and accumulation steps);
+    its metrics, summed over ranks."""
+    pcfg = cfg.prm
+    micro, accum = batching
+    began = time.perf_counter()
+    indices = training.global_batch(step, len(data.encoded), sched.steps_per_epoch, pcfg.global_batch_size,
+                                    cfg.run.seed)
+    loss_sum, tokens, correct, total = 0.0, 0, 0, 0
+    for mb in training.micro_batches(indices, dist, micro, accum, data.lengths):
+        batch = {k: v.to(dist.device) for k, v in collate([data.encoded[i] for i in mb], pad_id).items()}
+        check_batch(batch["weights"], where=f"step {step + 1}")
+        logits, _ = engine(batch["input_ids"], attention_mask=batch["attention_mask"])
+        loss = pointwise_loss(logits, batch["labels"], batch["weights"])
+        engine.backward(loss)
+        engine.step()
+        loss_sum += float(loss.detach())
+        tokens += int(batch["attention_mask"].sum())
+        c, t = step_accuracy_counts(logits.detach(), batch["labels"], batch["weights"])
+        correct, total = correct + c, total + t
+    loss_sum, tokens, correct, total = training.sum_across_ranks([loss_sum, tokens, correct, total])
+    seconds = time.perf_counter() - began
+    return {
+        "loss": loss_sum / (accum * dist.world_size),
+        "lr": pcfg.lr * training.lr_multiplier(step, sched.total_steps, sched.warmup_steps, pcfg.min_lr_ratio),
+        "token_accuracy": correct / max(total, 1),
+        "tokens_per_s": tokens / max(seconds, 1e-9),
+    }
 
 
 def add_arguments(parser) -> None:
-    from e2h.config import add_config_arguments
-
     add_config_arguments(parser)
     parser.add_argument("--data", help="StepExample JSONL (default prm.data or <run>/data/prm_train.jsonl)")
     parser.add_argument("--backbone", help="causal LM folder (default prm_backbone.path)")
@@ -243,8 +286,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from e2h.config import config_from_args
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         summary = train_prm(config_from_args(args), data=args.data, output_dir=args.output_dir,

@@ -62,7 +62,7 @@ def tiny_policy(tmp_path_factory):
     """
     from e2h.config import BackboneSection
     from e2h.text_format import format_prompt
-    from e2h.tiny_models import save_tiny_model, train_tokenizer
+    from e2h.world.tiny_models import save_tiny_model, train_tokenizer
 
     pairs = [(a, b) for a in range(20) for b in range(20)]
     problems = [arithmetic_problem(a, b) for a, b in pairs]
@@ -86,7 +86,7 @@ def serve_tiny_prm(tmp_path_factory):
     import torch
 
     from e2h.config import BackboneSection
-    from e2h.tiny_models import llama_config, train_tokenizer
+    from e2h.world.tiny_models import llama_config, train_tokenizer
     from prm.model import RewardModel
 
     texts = [f"# Question\n\nWhat is {a} + {b}?\n\n# Solution\n\nWe add {a} and {b}.\n\n# Answer\n\n{a + b}"
@@ -167,7 +167,7 @@ def serve_thread_server():
         server.stop()
 
 
-# --- PRM fixtures (prm/, e2h/training.py) -----------------------------------------------------------------------
+# --- PRM fixtures (prm/, training/) ---------------------------------------------------------------------------
 
 
 def prm_step_examples(count: int, seed: int = 0, wrong_fraction: float = 0.4):
@@ -200,7 +200,7 @@ def prm_step_examples(count: int, seed: int = 0, wrong_fraction: float = 0.4):
 def tiny_tokenizer():
     """A byte-level BPE tokenizer trained on a few hundred prompt + solution texts (separator = two 'Ċ')."""
     from e2h.text_format import format_prompt, format_solution
-    from e2h.tiny_models import train_tokenizer
+    from e2h.world.tiny_models import train_tokenizer
 
     texts = [format_prompt(e.problem) + format_solution(e.steps) for e in prm_step_examples(400, seed=99)]
     return train_tokenizer(texts, vocab_size=400)
@@ -214,7 +214,7 @@ TINY_PRM_SIZES = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2
 def tiny_prm_backbone(tmp_path_factory, tiny_tokenizer):
     """Folder of an untrained tiny LlamaForCausalLM + tokenizer (the backbone a PRM is trained on)."""
     from e2h.config import BackboneSection
-    from e2h.tiny_models import save_tiny_model
+    from e2h.world.tiny_models import save_tiny_model
 
     folder = tmp_path_factory.mktemp("tiny_prm_backbone") / "model"
     save_tiny_model(folder, tiny_tokenizer, BackboneSection(**TINY_PRM_SIZES), seed=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from e2h.evaluate import grade_samples
+from e2h.commands.eval_command import grade_samples
 from e2h.records import Sample
 from e2h.serve.app import _extract_answers
 from e2h.text_format import is_answer_step, split_solution

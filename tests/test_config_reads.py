@@ -5,7 +5,7 @@ import glob
 
 import pytest
 
-from e2h.cli import main
+from e2h.commands.cli import main
 from e2h.config import ConfigError, RunConfig, load_config
 from e2h.config_reads import READS, problems, schema_keys
 
@@ -15,7 +15,7 @@ def test_every_key_is_read_by_a_listed_code_path():
 
 
 def test_a_key_nobody_reads_fails(monkeypatch):
-    monkeypatch.setitem(READS, "ppo.lr", ["e2h.training:batch_plan"])  # batch_plan never reads lr
+    monkeypatch.setitem(READS, "ppo.lr", ["training:batch_plan"])  # batch_plan never reads lr
     assert any("ppo.lr" in p for p in problems())
     monkeypatch.delitem(READS, "ppo.lr")
     assert "config key 'ppo.lr' is read by no code path listed in e2h.config_reads.READS" in problems()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import e2h.cli
+import e2h.commands.cli
 from e2h.config import load_config
 from e2h.data.math import load_math500, load_math_train
 from e2h.data.rows import normalize_problem_text
@@ -55,8 +55,8 @@ def setup(tmp_path_factory):
 
 def run_cli(monkeypatch, *argv) -> int:
     # only the data command: this test must not depend on other commands' modules being importable
-    monkeypatch.setattr(e2h.cli, "COMMANDS", [c for c in e2h.cli.COMMANDS if c[0] == "data"])
-    return e2h.cli.main(["data", "prepare", *argv])
+    monkeypatch.setattr(e2h.commands.cli, "COMMANDS", [c for c in e2h.commands.cli.COMMANDS if c[0] == "data"])
+    return e2h.commands.cli.main(["data", "prepare", *argv])
 
 
 def test_prepare_end_to_end(setup, monkeypatch, capsys):

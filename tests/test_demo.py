@@ -38,7 +38,7 @@ STAGE_OUTPUTS = {
 
 
 def run_demo(out: Path, cache: Path) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "e2h.cli", "demo", "--out", str(out), *REDUCED]
+    command = [sys.executable, "-m", "e2h", "demo", "--out", str(out), *REDUCED]
     return subprocess.run(command, capture_output=True, text=True, timeout=1500,
                           env={**os.environ, "E2H_CACHE": str(cache)})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from e2h.config import load_config
-from e2h.pipeline import checked_chain_rate
+from e2h.commands.pipeline import checked_chain_rate
 from e2h.records import Problem, Sample, save_records
 
 PROBLEM = Problem(id="world/test/modular/L4-0000", problem="Find the remainder when 9 * 8 + 11 is divided by 7.",

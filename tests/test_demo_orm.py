@@ -10,7 +10,7 @@ from conftest import world_sample as sample, wrong_answer as wrong
 
 from e2h.config import WorldSection
 from e2h.grading import grade
-from e2h.pipeline import (data_stage_config, demo_config, demo_stages, prm_kind_fingerprint, prm_pool_rows)
+from e2h.commands.pipeline import (data_stage_config, demo_config, demo_stages, prm_kind_fingerprint, prm_pool_rows)
 from e2h.records import Sample
 from e2h.text_format import is_answer_step
 from e2h.world import generate_world, world_step_examples

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from e2h.pipeline import demo_config, demo_stages, recovered_gain
+from e2h.commands.pipeline import demo_config, demo_stages, recovered_gain
 from policy.pretrain import base_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from e2h.config import load_config
-from e2h.doctor import check_disk, check_paths, check_ray, launched_rank, ray_host_port
+from e2h.commands.doctor import check_disk, check_paths, check_ray, launched_rank, ray_host_port
 from e2h.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def doctor(args: list[str], env_extra: dict[str, str] | None = None, timeout: fl
     env = {k: v for k, v in os.environ.items()
            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_PROCID", "SLURM_STEP_NUM_TASKS")}
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "e2h.doctor", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "e2h.commands.doctor", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 

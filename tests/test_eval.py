@@ -9,7 +9,7 @@ from collections import defaultdict
 
 import pytest
 
-from e2h.cli import main
+from e2h.commands.cli import main
 
 POOL = 8
 N_PROBLEMS = 20
@@ -274,7 +274,7 @@ def test_bad_samples_fail_naming_file_line_field(tmp_path, capsys, change, messa
 
 
 def test_trusting_grades_in_the_samples_file(tmp_path):
-    from e2h.evaluate import grade_samples
+    from e2h.commands.eval_command import grade_samples
     from e2h.records import Sample
 
     rows = make_samples()[:POOL]

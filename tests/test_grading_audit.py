@@ -42,7 +42,7 @@ def test_audit_command_lists_and_counts(tmp_path):
     golds.write_text("".join(json.dumps(r) + "\n" for r in [
         {"unique_id": "a", "answer": "\\frac12"}, {"unique_id": "b", "answer": "\\zzz{1}"}, {"gold": "x=1, y=2"}]))
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    proc = subprocess.run([sys.executable, "-m", "e2h.cli", "grade", "--audit", str(golds)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "e2h", "grade", "--audit", str(golds)], capture_output=True,
                           text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "b\t'\\\\zzz{1}'" in proc.stdout

@@ -40,7 +40,7 @@ def test_tolerance_is_a_key():
 
 
 def test_eval_report_prints_the_convention(tmp_path):
-    from e2h.evaluate import compute_metrics, grade_samples
+    from e2h.commands.eval_command import compute_metrics, grade_samples
     from e2h.records import Sample
     from e2h.report import write_report
 

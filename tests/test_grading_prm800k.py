@@ -88,7 +88,7 @@ def test_unknown_mode_is_a_clear_error():
 
 
 def test_mode_reaches_eval_grades_and_grouping(tmp_path):
-    from e2h.evaluate import grade_samples, grouping_comparer
+    from e2h.commands.eval_command import grade_samples, grouping_comparer
     from e2h.records import Sample
 
     rows = [{"problem_id": "p", "sample_index": i, "prompt": "q", "level": 1, "gold_answer": "\\frac{1}{4}",
@@ -113,7 +113,7 @@ def test_mode_reaches_the_ppo_reward_and_the_cli(tmp_path):
     assert grade_predictions(["0.25", None], ["1/4", "1"], 5.0, {"mode": "prm800k_strict"}) == [False, False]
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text(json.dumps({"gold": "1/4", "pred": "0.25"}) + "\n")
-    subprocess.run([sys.executable, "-m", "e2h.cli", "grade", "-i", str(src), "-o", str(out), "--mode",
+    subprocess.run([sys.executable, "-m", "e2h", "grade", "-i", str(src), "-o", str(out), "--mode",
                     "prm800k_strict"], check=True, capture_output=True)
     row = json.loads(out.read_text())
     assert row["correct"] is False and row["grader_version"].endswith("mode=prm800k_strict")

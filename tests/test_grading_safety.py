@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -45,7 +46,7 @@ def test_hostile_inputs_are_wrong_fast_and_execute_nothing(template, tmp_path):
 
 
 def test_timeout_kills_a_stuck_worker_inside_a_thread():
-    pool = WorkerPool(size=1)
+    pool = WorkerPool(size=1, command=[sys.executable, str(Path(__file__).with_name("grading_worker_with_sleep.py"))])
     try:
         out = {}
 
@@ -102,7 +103,7 @@ def test_grade_command(tmp_path):
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out.jsonl"
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    proc = subprocess.run([sys.executable, "-m", "e2h.cli", "grade", "--input", str(src), "--output", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "e2h", "grade", "--input", str(src), "--output", str(out)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     graded = [json.loads(line) for line in out.read_text().splitlines()]
@@ -115,7 +116,7 @@ def test_grade_command_names_the_bad_line(tmp_path):
     src = tmp_path / "pairs.jsonl"
     src.write_text('{"gold": "1", "pred": "1"}\n{"pred": "2"}\n')
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    proc = subprocess.run([sys.executable, "-m", "e2h.cli", "grade", "--input", str(src), "--output",
+    proc = subprocess.run([sys.executable, "-m", "e2h", "grade", "--input", str(src), "--output",
                            str(tmp_path / "o.jsonl")], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2 and "pairs.jsonl:2" in proc.stderr and "gold" in proc.stderr
     assert not (tmp_path / "o.jsonl").exists()

@@ -59,7 +59,7 @@ sys.exit(1 if failed else 0)
 
 def test_the_cli_parses_and_grades_without_the_extras():
     result = run_blocked("""
-from e2h.cli import main
+from e2h.commands.cli import main
 from e2h.grading import grade
 assert grade("The answer is \\\\boxed{\\\\frac{1}{2}}", "0.5").correct
 sys.argv = ["e2h", "--help"]

@@ -84,8 +84,8 @@ def test_deepspeed_jobs_render_doctor_then_torchrun_on_every_node(tmp_path, scri
         assert option(argv, "--cpus-per-task") == "16"  # Slurm >= 22.05: srun no longer inherits it
         assert option(argv, "--rdzv_endpoint") == f"gpu01:{job_port(4242, 0)}"  # master = first node
         assert option(argv, "--rdzv_id") == "e2h-4242"
-    assert train[train.index("-m"):] == ["-m", "e2h.cli", command, "--config", CONFIG, "prm.lr=1e-3", "run.out_dir=runs/x"]
-    assert doctor[doctor.index("-m"):doctor.index("-m") + 6] == ["-m", "e2h.cli", "doctor", "--config", CONFIG, "prm.lr=1e-3"]
+    assert train[train.index("-m"):] == ["-m", "e2h", command, "--config", CONFIG, "prm.lr=1e-3", "run.out_dir=runs/x"]
+    assert doctor[doctor.index("-m"):doctor.index("-m") + 6] == ["-m", "e2h", "doctor", "--config", CONFIG, "prm.lr=1e-3"]
     assert not (tmp_path / "launch").exists(), "a dry run wrote files"
 
 
@@ -122,7 +122,7 @@ def test_deepspeed_launcher_writes_hostfile_and_srun_gets_per_node_rank(tmp_path
     assert option(inner, "--node_rank") == "$SLURM_NODEID"  # expanded by each node's bash, not here
     assert option(inner, "--master_addr") == "gpu01"
     assert "--no_ssh" in inner and "--no_local_rank" in inner
-    assert inner[inner.index("--module"):] == ["--module", "e2h.cli", "train-prm", "--config", CONFIG, "prm.epochs=1"]
+    assert inner[inner.index("--module"):] == ["--module", "e2h", "train-prm", "--config", CONFIG, "prm.epochs=1"]
 
 
 def test_ray_job_starts_head_then_workers_waits_with_doctor_and_submits_each_command(tmp_path):
@@ -148,7 +148,7 @@ def test_ray_job_starts_head_then_workers_waits_with_doctor_and_submits_each_com
         assert argv[:3] == ["ray", "job", "submit"] and option(argv, "--address") == f"http://127.0.0.1:{job_port(4242, 2)}"
         entry = argv[argv.index("--") + 1:]
         assert entry[:2] == ["bash", "-c"]
-        assert shlex.split(entry[2])[-6:] == ["-m", "e2h.cli", cmd, "--config", CONFIG, "sample.n=4"]
+        assert shlex.split(entry[2])[-6:] == ["-m", "e2h", cmd, "--config", CONFIG, "sample.n=4"]
     assert "head's process group" in out and "no 'ray stop'" in out  # the exit trap ends only this job's Ray
     assert "+ ray stop" not in out
 
@@ -168,7 +168,7 @@ def test_multinode_ssh_starts_one_torchrun_per_host_with_its_rank(tmp_path):
             assert remote[remote.index("exec"):][:3] == ["exec", "bash", str(LAUNCH / "remote_group.sh")]
             assert option(remote, "--node_rank") == str(rank) and option(remote, "--master_addr") == "boxA"
             assert option(remote, "--nnodes") == "2" and option(remote, "--nproc_per_node") == "2"
-            assert remote[remote.index("-m"):][:3] == ["-m", "e2h.cli", which]
+            assert remote[remote.index("-m"):][:3] == ["-m", "e2h", which]
     assert shlex.split(cmds[2][4])[-3:] == ["--config", CONFIG, "prm.epochs=1"]
 
 
@@ -178,7 +178,7 @@ def test_run_local_uses_loopback_and_a_free_port():
     (argv,) = commands(out)
     assert argv[0] == "torchrun" and option(argv, "--nproc_per_node") == "2" and option(argv, "--nnodes") == "1"
     assert option(argv, "--master_addr") == "127.0.0.1" and 1024 <= int(option(argv, "--master_port")) <= 65535
-    assert argv[argv.index("-m"):] == ["-m", "e2h.cli", "train-prm", "--config", CONFIG, "prm.epochs=1"]
+    assert argv[argv.index("-m"):] == ["-m", "e2h", "train-prm", "--config", CONFIG, "prm.epochs=1"]
 
 
 @pytest.mark.parametrize("script, args, env_extra, message", [
@@ -310,7 +310,7 @@ def test_multinode_ssh_supports_the_deepspeed_launcher(tmp_path):
         ds = remote[remote.index("deepspeed"):]
         assert option(ds, "--hostfile") == str(tmp_path / "launch" / "hostfile") and "--no_ssh" in ds
         assert option(ds, "--node_rank") == str(rank) and option(ds, "--master_addr") == "boxA"
-        assert ds[ds.index("--module"):] == ["--module", "e2h.cli", "train-prm", "--config", CONFIG]
+        assert ds[ds.index("--module"):] == ["--module", "e2h", "train-prm", "--config", CONFIG]
     assert "boxA slots=4" in out and not (tmp_path / "launch").exists()
 
 
@@ -479,7 +479,7 @@ def test_multinode_ssh_interrupted_leaves_no_process_on_any_host(tmp_path, how):
 # --- two Ray jobs on one node: each stops only its own Ray -------------------------------------------------------
 
 FAKE_E2H_PYTHON = """#!/usr/bin/env bash
-# E2H_PYTHON stand-in: `-m e2h.cli sample` (a Ray job's entrypoint) reports the cluster it runs in, then waits for
+# E2H_PYTHON stand-in: `-m e2h sample` (a Ray job's entrypoint) reports the cluster it runs in, then waits for
 # the file RELEASE (if set); anything else is the real python
 if [[ ${3:-} == sample ]]; then
   python -c "import ray; ray.init(); print('job', '$JOB_TAG', 'in cluster', ray.get_runtime_context().gcs_address)"

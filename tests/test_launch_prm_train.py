@@ -1,5 +1,5 @@
 """The launch path end to end: launch/run_local.sh starts torchrun with 2 CPU processes (gloo, 127.0.0.1), the
-same `python -m e2h.cli train-prm` the Slurm scripts start on each node, and DeepSpeed trains a few PRM steps."""
+same `python -m e2h train-prm` the Slurm scripts start on each node, and DeepSpeed trains a few PRM steps."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ CONFIG = "configs/demo.yaml"
 
 
 def e2h(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "e2h.cli", *args], cwd=ROOT, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "e2h", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
     assert proc.returncode == 0, f"e2h {' '.join(args)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
@@ -26,10 +26,10 @@ def e2h(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @pytest.mark.distributed
 def test_two_process_prm_training_through_run_local(tmp_path):
-    from e2h.cli import COMMANDS
+    from e2h.commands.cli import COMMANDS
 
     if "train-prm" not in {name for name, _, _ in COMMANDS}:
-        pytest.skip("`e2h train-prm` is not registered in e2h/cli.py yet (issue 4)")
+        pytest.skip("`e2h train-prm` is not registered in e2h/commands/cli.py yet (issue 4)")
     out = tmp_path / "run"
     overrides = [f"run.out_dir={out}", "world.train_per_level=12", "world.validation_per_level=2",
                  "world.test_per_level=2", "prm.epochs=1", "prm.micro_batch_size=2", "prm.global_batch_size=8",
@@ -46,7 +46,7 @@ def test_two_process_prm_training_through_run_local(tmp_path):
             os.remove(leftover)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "+ torchrun --nnodes=1 --nproc_per_node=2 --master_addr=127.0.0.1" in proc.stdout
-    from e2h.training import read_train_log
+    from training import read_train_log
 
     losses = [row["loss"] for row in read_train_log(out / "prm") if "loss" in row]  # other rows: eval, markers
     assert len(losses) >= 2, "fewer than 2 logged optimizer steps"

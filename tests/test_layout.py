@@ -1,4 +1,4 @@
-"""The import rule (core knows nothing of prm/ or policy/; nothing below imports the top floor) and the CLI."""
+"""The import rule (core knows nothing of prm/, policy/ or training/; nothing below imports the top floor) and the CLI."""
 
 import ast
 import pathlib
@@ -8,7 +8,8 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TOP_FLOOR = ("e2h.cli", "e2h.pipeline", "e2h.serve", "e2h.report", "e2h.doctor", "e2h.evaluate")
+# e2h.__main__ is `python -m e2h`, the command line
+TOP_FLOOR = ("e2h.commands", "e2h.serve", "e2h.report", "e2h.__main__")
 
 
 def imported_modules(path: pathlib.Path) -> set[str]:
@@ -39,6 +40,17 @@ def test_core_never_imports_stages_and_only_top_floor_imports_top_floor(path):
             assert not imported.startswith(TOP_FLOOR), f"{name} (core) imports top-floor {imported}"
 
 
+@pytest.mark.parametrize("path", files("e2h") + files("training"), ids=lambda p: module_name(p))
+def test_only_the_trainers_import_training(path):
+    """training/ (DeepSpeed plumbing) sits beside prm/ and policy/: the core never imports it, nor it the stages."""
+    name = module_name(path)
+    imported = imported_modules(path)
+    if name.startswith("training"):
+        assert not any(m.startswith(("prm", "policy") + TOP_FLOOR) for m in imported), f"{name} imports a stage"
+    elif not name.startswith(TOP_FLOOR):
+        assert not any(m.split(".")[0] == "training" for m in imported), f"{name} (core) imports training"
+
+
 @pytest.mark.parametrize("path", files("prm") + files("policy"), ids=lambda p: module_name(p))
 def test_stages_never_import_the_top_floor(path):
     for imported in imported_modules(path):
@@ -48,10 +60,10 @@ def test_stages_never_import_the_top_floor(path):
 
 
 def test_cli_help_lists_commands_and_each_has_help(capsys):
-    from e2h.cli import COMMANDS, main
+    from e2h.commands.cli import COMMANDS, main
 
     # the installed entry point, once
-    out = subprocess.run([sys.executable, "-m", "e2h.cli", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "e2h", "--help"], capture_output=True, text=True, check=True)
     for name, _, _ in COMMANDS:
         assert name in out.stdout
     # each command's --help, in process (a subprocess per command costs a torch import each)

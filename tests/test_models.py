@@ -186,7 +186,7 @@ def test_unknown_model_lists_the_known_ones():
 
 def tiny_checkpoint(folder, eos=True, chat_template=True):
     from e2h.config import BackboneSection
-    from e2h.tiny_models import save_tiny_model, train_tokenizer
+    from e2h.world.tiny_models import save_tiny_model, train_tokenizer
 
     tokenizer = train_tokenizer([f"We add {a} and {a + 1}.\n\n" for a in range(50)], vocab_size=300)
     save_tiny_model(folder, tokenizer, BackboneSection(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
@@ -218,7 +218,7 @@ def test_checkpoint_checks(tmp_path):
 
 
 def test_cli_reports_errors_without_a_traceback(tmp_path, capsys):
-    from e2h.cli import main
+    from e2h.commands.cli import main
 
     assert main(["models", "check", str(tmp_path / "nowhere")]) == 2
     assert "no such checkpoint folder" in capsys.readouterr().err

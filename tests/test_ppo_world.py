@@ -177,7 +177,7 @@ def test_ppo_raises_training_reward(ppo_run, world):
 def test_ppo_resume_continues_the_step_count(ppo_run, world):
     """A requeued run (the same config) resumes at its newest checkpoint and logs each later step once; a run of
     another config is refused, naming both hashes, before any model is built."""
-    from e2h.training import CheckpointMismatch
+    from training import CheckpointMismatch
     from policy.ppo import run_ppo
 
     tmp = world["tmp"]
@@ -235,7 +235,7 @@ def test_grpo_raises_training_reward_with_vllm_in_sync(world):
                 "ppo.format_penalty_value": 0.0}  # the reward's constants are the ppo section's
     # a fresh process, without the rendezvous variables this process's SFT set (its port is still taken)
     env = {key: value for key, value in os.environ.items() if key not in (*DIST_ENV, "MASTER_ADDR")}
-    subprocess.run([sys.executable, "-m", "e2h.cli", "grpo", *overrides(settings)], check=True, cwd=ROOT, env=env)
+    subprocess.run([sys.executable, "-m", "e2h", "grpo", *overrides(settings)], check=True, cwd=ROOT, env=env)
     state = json.loads((tmp / "grpo/trainer_state.json").read_text())
     log = [row for row in state["log_history"] if "reward" in row]
     assert [row["step"] for row in log] == list(range(1, GRPO_STEPS + 1))

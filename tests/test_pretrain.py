@@ -42,7 +42,7 @@ def _pretrain(config: Path, cache: Path) -> str:
     env = {**os.environ, "E2H_CACHE": str(cache), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_PORT"):
         env.pop(key, None)
-    result = subprocess.run([sys.executable, "-m", "e2h.cli", "pretrain", "--config", str(config)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "e2h", "pretrain", "--config", str(config)], cwd=ROOT,
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout

@@ -54,7 +54,7 @@ def test_lora_trains_only_adapters_and_head_and_merges_exactly(tiny_prm_backbone
 
 @pytest.fixture
 def world_of_one(monkeypatch):
-    """The env e2h.training.init_distributed reads, for DeepSpeed in this process.
+    """The env training.init_distributed reads, for DeepSpeed in this process.
 
     The process group is left up, as the other in-process DeepSpeed tests leave it: DeepSpeed keeps its own
     handles to the group, and a group destroyed under it breaks every later in-process run in the session.
@@ -82,7 +82,7 @@ def test_prm_trains_with_lora_under_deepspeed_and_resumes(tmp_path, tiny_prm_bac
     import torch
     from safetensors.torch import load_file
 
-    from e2h import training
+    import training
     from e2h.records import save_records
     from prm.score import PRMScorer
     from prm.train import train_prm

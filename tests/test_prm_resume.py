@@ -29,14 +29,14 @@ def overrides(tmp_path, data, backbone, name, **extra) -> list[str]:
 
 
 def losses(out: Path) -> dict[int, float]:
-    from e2h import training
+    import training
 
     return {r["step"]: r["loss"] for r in training.read_train_log(out) if "loss" in r}
 
 
 @pytest.mark.distributed
 def test_sigterm_saves_and_the_resubmit_resumes_with_identical_losses(tmp_path, tiny_prm_backbone, world_of_one):
-    from e2h import training
+    import training
     from e2h.config import load_config
     from e2h.records import save_records
     from prm.train import train_prm
@@ -112,7 +112,7 @@ def fake_checkpoint(out: Path, step: int, key: str | None) -> None:
 
 
 def test_resume_plan(tmp_path):
-    from e2h import training
+    import training
 
     assert training.resume_plan(tmp_path, "aaaa") == "fresh"  # nothing there
     with pytest.raises(FileNotFoundError, match="--resume"):
@@ -132,7 +132,7 @@ def test_resume_plan(tmp_path):
 
 
 def test_config_hash_ignores_paths_and_cadence_only():
-    from e2h import training
+    import training
     from e2h.config import PRMSection
 
     base = training.config_hash({"prm": training.training_keys(PRMSection())})
@@ -143,7 +143,7 @@ def test_config_hash_ignores_paths_and_cadence_only():
 
 
 def test_graceful_stop_flags_signals_and_the_stop_file(tmp_path, monkeypatch):
-    from e2h import training
+    import training
 
     monkeypatch.delenv(training.STOP_FILE_ENV, raising=False)
     before = signal.getsignal(signal.SIGUSR1)

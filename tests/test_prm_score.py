@@ -134,7 +134,7 @@ def test_aggregates():
 def test_score_steps_convention_selects_what_the_aggregates_read(tmp_path, tiny_prm_dir, steps):
     """Through the real scoring path: step_scores keep every step whatever score.steps says; the aggregates of
     `e2h score` read the selected ones, and `e2h eval`'s pools recompute the same numbers from step_scores."""
-    from e2h.evaluate import Grades, build_pools
+    from e2h.commands.eval_command import Grades, build_pools
     from e2h.rerank import select_steps
     from e2h.text_format import ends_with_answer, split_solution
     from prm.score import PRMScorer, aggregate, score_file, score_samples

@@ -76,7 +76,7 @@ def test_one_label_folders_saved_before_still_load_with_the_same_scores(tmp_path
 
 @pytest.fixture
 def world_of_one(monkeypatch):
-    """The env e2h.training.init_distributed reads, for DeepSpeed in this process (the group is left up, as in
+    """The env training.init_distributed reads, for DeepSpeed in this process (the group is left up, as in
     tests/test_prm_lora.py)."""
     for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
                        "MASTER_PORT": str(free_port())}.items():
@@ -151,7 +151,7 @@ def test_trained_prm_scores_the_same_through_plain_transformers(trained_prm):
 
 @pytest.mark.distributed
 def test_train_prm_writes_a_model_card_whose_snippet_runs(trained_prm, capsys):
-    from e2h import training
+    import training
 
     out = trained_prm["out"]
     card = (out / "README.md").read_text()

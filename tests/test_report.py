@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from e2h.config import load_config
-from e2h.evaluate import compute_metrics, grade_samples
+from e2h.commands.eval_command import compute_metrics, grade_samples
 from e2h.records import Sample
 from e2h.report import write_report
 
@@ -158,7 +158,7 @@ def test_comparison_report_has_both_runs(report_dir, tmp_path):
 
 def test_the_demos_verifier_tables_follow_the_headline(report_dir, tmp_path):
     """The demo's step AUCs and recovered gain (numbers metrics.json does not hold) land after the headline."""
-    from e2h.pipeline import verifier_tables
+    from e2h.commands.pipeline import verifier_tables
 
     _, metrics = report_dir
     auc = {"easy": {"auc": 0.912, "correct_steps": 30, "wrong_steps": 10},

@@ -1,6 +1,6 @@
 """PPO reward pieces on hand-computed examples (reference §4.1): format penalty (every row of the table),
 easy-only answer reward, terminal reward, min-drop and product shaping with the upper bound and the step bonus,
-PRM step logits, placement on separator tokens, clamped-k1 KL, whitening, GAE and the clipped losses."""
+PRM step logits, placement on separator tokens, whitening, GAE and the clipped losses."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from policy.rewards import (
     char_to_token_spans,
     final_answer_reward,
     format_penalty,
-    kl_penalty,
     place_step_rewards,
     predicted_answer,
     rollout_reward,
@@ -222,14 +221,7 @@ def test_reward_settings_from_config():
     assert RewardSettings.from_config(PPOSection(easy_only_answer_reward=False), [1]).answer_levels is None
 
 
-# --- KL, whitening, GAE, losses -------------------------------------------------------------------------------------
-
-def test_kl_penalty_is_clamped_k1():
-    logp, ref = np.array([-1.0, -2.0, -0.5]), np.array([-1.5, -1.0, -0.5])
-    np.testing.assert_allclose(kl_penalty(logp, ref, 0.01), [-0.005, 0.0, 0.0])
-    out = kl_penalty(torch.tensor(logp), torch.tensor(ref), 0.01)
-    assert torch.allclose(out, torch.tensor([-0.005, 0.0, 0.0], dtype=torch.float64))
-
+# --- whitening, GAE, losses -------------------------------------------------------------------------------------------
 
 def test_whitening_keeps_the_mean_when_asked():
     values = torch.tensor([[0.0, 4.0, 99.0]])

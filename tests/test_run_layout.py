@@ -59,7 +59,7 @@ def test_explicit_inputs_win_over_the_layout(tmp_path):
 
 
 def e2h(config: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "e2h.cli", *args, "--config", str(config)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "e2h", *args, "--config", str(config)], cwd=ROOT,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return result

@@ -19,7 +19,7 @@ from e2h.config import load_config
 from e2h.manifest import Manifest, file_checksum
 from e2h.records import Sample, load_records, save_records
 from policy.generator import GenerationParams
-from policy.sample import PAUSE_ENV, run_sampling
+from policy.sample import run_sampling
 from policy.shards import ShardStore, plan_shards, sample_shard
 
 pytestmark = pytest.mark.distributed
@@ -75,7 +75,7 @@ def test_vllm_generates_n_samples_reproducibly(engine):
 def test_vllm_reloads_weights_from_state_dict_and_folder(engine, tiny_policy):
     from transformers import AutoTokenizer
 
-    from e2h.tiny_models import build_causal_lm
+    from e2h.world.tiny_models import build_causal_lm
 
     greedy = GenerationParams(n=1, temperature=0.0, max_tokens=12)
     before = texts(engine.generate(PROMPTS, greedy, seeds=[0, 0, 0]))
@@ -116,8 +116,8 @@ def test_killed_run_resumes_and_writes_every_row_once(engine, tiny_policy, tmp_p
     log = open(tmp_path / "sample.log", "w")
     # a fresh process, not a rank of whatever process group an earlier test left in this environment
     clean_env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT")}
-    proc = subprocess.Popen([sys.executable, "-m", "policy.sample", *overrides], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, env={**clean_env, PAUSE_ENV: "60"}, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "run_paused.py"), "60", "policy.sample", *overrides],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=clean_env, start_new_session=True)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None:

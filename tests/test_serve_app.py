@@ -29,19 +29,20 @@ class GatedBackend:
         self.forward_calls = 0
         self.warmed = False
 
-    def score_pairs(self, pairs):
+    def score_encoded(self, items):
         self.forward_calls += 1
-        return self.inner.score_pairs(pairs)
+        return self.inner.score_encoded(items)
 
-    def count_tokens(self, pairs):
-        return self.inner.count_tokens(pairs)
+    def encode(self, prompt, solutions):
+        return self.inner.encode(prompt, solutions)
 
     def warm_up(self):
         from e2h.serve.backend import WARM_UP_PAIR
+        from e2h.text_format import split_solution
 
         assert self.gate.wait(30)
 
-        assert self.score_pairs([WARM_UP_PAIR])[0]
+        assert self.score_encoded(self.encode(WARM_UP_PAIR[0], [split_solution(WARM_UP_PAIR[1])]))[0]
         self.warmed = True
 
 
@@ -97,21 +98,25 @@ class ConstructedBackend:
 
     name = "constructed"
 
-    def score_pairs(self, pairs):
-        from e2h.text_format import is_answer_step, split_solution
+    def score_encoded(self, items):
+        from e2h.text_format import is_answer_step
 
         out = []
-        for _, text in pairs:
-            ans = re.search(r"\[ans=([0-9.]+)\]", text)
+        for item in items:
+            ans = re.search(r"\[ans=([0-9.]+)\]", item.data)
             scores = []
-            for step in split_solution(text):
+            for step in item.steps:
                 m = ans if is_answer_step(step) else re.search(r"\[p=([0-9.]+)\]", step)
                 scores.append(float(m.group(1)) if m else 0.5)
             out.append(scores)
         return out
 
-    def count_tokens(self, pairs):
-        return [len(p) + len(s) for p, s in pairs]
+    def encode(self, prompt, solutions):
+        from e2h.serve.backend import Encoded
+        from e2h.text_format import format_solution
+
+        texts = [format_solution(steps) for steps in solutions]
+        return [Encoded(steps, len(prompt) + len(text), text) for steps, text in zip(solutions, texts)]
 
     def warm_up(self):
         pass
@@ -205,11 +210,11 @@ class GatedCountingBackend(ConstructedBackend):
         self.entered = threading.Event()
         self.scored: list[str] = []
 
-    def score_pairs(self, pairs):
+    def score_encoded(self, items):
         self.entered.set()
         assert self.gate.wait(60)
-        self.scored.extend(text for _, text in pairs)
-        return super().score_pairs(pairs)
+        self.scored.extend(item.data for item in items)
+        return super().score_encoded(items)
 
 
 def metric(server, name: str, labels: str = "") -> float:
@@ -290,10 +295,10 @@ def exchange(sock: "socket.socket", path: str, body: dict) -> int:
 class ExplodingBackend(ConstructedBackend):
     """Raises from the token count for a solution saying 'explode' (a bug the handler did not foresee)."""
 
-    def count_tokens(self, pairs):
-        if any("explode" in text for _, text in pairs):
+    def encode(self, prompt, solutions):
+        if any("explode" in step for steps in solutions for step in steps):
             raise TypeError("a tokenizer bug")
-        return super().count_tokens(pairs)
+        return super().encode(prompt, solutions)
 
 
 def test_a_500_keeps_the_keep_alive_connection_open(serve_thread_server):
@@ -321,9 +326,9 @@ class SlowBackend(ConstructedBackend):
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def score_pairs(self, pairs):
+    def score_encoded(self, items):
         time.sleep(self.seconds)
-        return super().score_pairs(pairs)
+        return super().score_encoded(items)
 
 
 def closed_within(sock: "socket.socket", seconds: float) -> float:

@@ -113,18 +113,22 @@ def test_one_failing_pair_fails_only_its_own_request():
     from e2h.serve.backend import PRMBackend
 
     class FussyScorer:  # stands in for prm.score.PRMScorer: refuses one text
-        def score_pairs(self, pairs):
-            if any("poison" in s for _, s in pairs):
+        def encode(self, prompt, steps):
+            return steps, list(range(len(steps)))
+
+        def score_encoded(self, rows):
+            if any("poison" in step for steps, _ in rows for step in steps):
                 raise ValueError("cannot score poison")
-            return [[0.5] * len(s.split("\n\n")) for _, s in pairs]
+            return [[0.5] * len(steps) for steps, _ in rows]
 
     backend = PRMBackend(FussyScorer(), name="fussy")
 
     async def body(batcher):
-        return await asyncio.gather(batcher.submit([("p", "a\n\nb")]), batcher.submit([("p", "poison")]),
-                                    batcher.submit([("q", "c")]), return_exceptions=True)
+        return await asyncio.gather(*(batcher.submit(backend.encode(prompt, [steps]), [1])
+                                      for prompt, steps in (("p", ["a", "b"]), ("p", ["poison"]), ("q", ["c"]))),
+                                    return_exceptions=True)
 
-    ok1, bad, ok2 = run(_with_batcher(backend.score_pairs, body, max_batch_tokens=1000, max_wait_ms=100))
+    ok1, bad, ok2 = run(_with_batcher(backend.score_encoded, body, max_batch_tokens=1000, max_wait_ms=100))
     assert ok1 == [[0.5, 0.5]] and ok2 == [[0.5]]
     assert isinstance(bad, ValueError) and "poison" in str(bad)
 

@@ -1,4 +1,4 @@
-"""Policy SFT with DeepSpeed (e2h/training.py): completion-only labels, loss falls on arithmetic solutions, the
+"""Policy SFT with DeepSpeed (training/__init__.py): completion-only labels, loss falls on arithmetic solutions, the
 SFT model writes step-formatted solutions where the untrained one does not, and a run killed after a checkpoint
 resumes to the same weights as an uninterrupted run."""
 
@@ -101,7 +101,7 @@ def valid_rate(model_path, problems) -> float:
 
 @pytest.mark.distributed
 def test_sft_loss_falls_and_the_model_writes_step_formatted_solutions(sft_run, tiny_policy):
-    from e2h import training
+    import training
     from e2h.manifest import Manifest
 
     log = training.read_train_log(sft_run["out"])
@@ -121,15 +121,15 @@ def test_killed_sft_resumes_from_its_checkpoint_to_the_same_weights(sft_run, tin
     import torch
     from transformers import AutoModelForCausalLM
 
-    from policy.sft import PAUSE_ENV, run_sft
+    from policy.sft import run_sft
 
     tmp = sft_run["tmp"]
     overrides = sft_overrides(tmp, tiny_policy, "killed")
     out = tmp / "killed" / "sft"
     env = {k: v for k, v in os.environ.items() if k not in DIST_ENV}
     log = open(tmp / "killed.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "policy.sft", *overrides], cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, env={**env, PAUSE_ENV: "60"}, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "run_paused.py"), "60", "policy.sft", *overrides],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         deadline = time.time() + 300
         while time.time() < deadline and proc.poll() is None and not (out / "checkpoints" / "latest").exists():
@@ -186,7 +186,7 @@ def test_save_for_generation_turns_the_cache_on_on_disk_only(tiny_policy, tmp_pa
     """The helper SFT and PPO save the policy with: training's use_cache=False stays in memory, not on disk."""
     from transformers import AutoModelForCausalLM
 
-    from e2h.training import save_for_generation
+    from training import save_for_generation
 
     model = AutoModelForCausalLM.from_pretrained(tiny_policy["path"])
     model.config.use_cache = False

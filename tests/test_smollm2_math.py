@@ -35,7 +35,7 @@ def run(tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("elsewhere")  # not the repository: shipped paths must still resolve
     out = elsewhere / "run"
     env = {k: v for k, v in os.environ.items() if k != "VLLM_CPU_KVCACHE_SPACE"}  # the config's size must apply
-    result = subprocess.run([sys.executable, "-m", "e2h.cli", "demo", "--config", str(CONFIG), "--out", str(out)],
+    result = subprocess.run([sys.executable, "-m", "e2h", "demo", "--config", str(CONFIG), "--out", str(out)],
                             cwd=elsewhere, env=env, capture_output=True, text=True, timeout=3000)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return out, result.stdout

@@ -140,7 +140,7 @@ def test_a_prompt_that_ends_inside_a_token_is_an_error(zoo_tokenizer):
 def zoo_prm(tmp_path_factory, zoo_tokenizer):
     """A tiny PRM with a random head on the zoo tokenizer (scores differ from token to token)."""
     from e2h.config import BackboneSection
-    from e2h.tiny_models import save_tiny_model
+    from e2h.world.tiny_models import save_tiny_model
     from prm.model import RewardModel
 
     root = tmp_path_factory.mktemp("zoo_prm")

@@ -1,4 +1,4 @@
-"""Experiment tracking (issue #21 item 9): ``report_to: none | tensorboard | wandb`` (e2h.tracking) for the PRM,
+"""Experiment tracking (issue #21 item 9): ``report_to: none | tensorboard | wandb`` (training.tracking) for the PRM,
 SFT/pretrain, PPO and GRPO trainers. The tracker as a unit (TensorBoard scalars read back, none writes nothing,
 wandb offline or a clear error where wandb is missing), GRPO's TRL argument, and a real tiny PRM run."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import prm_step_examples
-from e2h.tracking import make_tracker, trl_report_to
+from training.tracking import make_tracker, trl_report_to
 
 
 
@@ -65,7 +65,7 @@ def test_report_to_is_a_key_of_every_trainer_section():
 
 
 def test_report_to_does_not_change_what_decides_the_weights():
-    from e2h import training
+    import training
     from e2h.config import load_config
 
     a, b = load_config(None, []), load_config(None, ["prm.report_to=none", "ppo.report_to=wandb"])
@@ -104,7 +104,7 @@ def test_wandb_offline_run_holds_the_logged_history(tmp_path, monkeypatch):
 
 @pytest.mark.distributed
 def test_a_tiny_prm_run_reports_to_tensorboard_or_nowhere(tmp_path, tiny_prm_backbone, world_of_one):
-    from e2h import training
+    import training
     from e2h.config import load_config
     from e2h.records import save_records
     from prm.train import train_prm

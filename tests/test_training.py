@@ -1,4 +1,4 @@
-"""e2h/training.py pieces that need no process group: batch plan, schedule, data order, DeepSpeed config."""
+"""training/__init__.py pieces that need no process group: batch plan, schedule, data order, DeepSpeed config."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from e2h import training
+import training
 from e2h.config import TrainSection
 
 

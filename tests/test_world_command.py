@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from e2h.cli import main
+from e2h.commands.cli import main
 from e2h.manifest import Manifest
 from e2h.records import Problem, load_records
 from e2h.text_format import format_prompt

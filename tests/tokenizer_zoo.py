@@ -103,7 +103,7 @@ def llama3_bpe():
 
 
 def world():
-    from e2h.tiny_models import train_tokenizer
+    from e2h.world.tiny_models import train_tokenizer
 
     return train_tokenizer(corpus(), vocab_size=400)
 

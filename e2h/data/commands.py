@@ -11,7 +11,11 @@ import json
 import sys
 from collections import Counter
 
-from e2h.config import add_config_arguments
+from e2h.config import add_config_arguments, load_config
+from e2h.data.math import load_math500, load_math_train
+from e2h.data.prepare import data_dir, prepare
+from e2h.data.prm800k import iter_rated_steps
+from e2h.data.processbench import load_processbench
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
@@ -23,13 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from e2h.config import load_config
-
     cfg = load_config(args.config, args.overrides)
     try:
         if args.data_command == "prepare":
-            from e2h.data.prepare import data_dir, prepare
-
             summary = prepare(cfg, force=args.force)
             print(_format_summary(summary, str(data_dir(cfg))))
         else:
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ValueError as err:
-        if type(err) is ValueError:  # split / quota problems; RecordError and ConfigError go to e2h.cli
+        if type(err) is ValueError:  # split / quota problems; RecordError and ConfigError go to e2h.commands.cli
             print(f"error: {err}", file=sys.stderr)
             return 2
         raise
@@ -66,10 +66,6 @@ def _format_summary(summary: dict, where: str) -> str:
 
 def source_stats(cfg) -> dict:
     """Counts straight from the configured sources (no splitting or filtering)."""
-    from e2h.data.math import load_math500, load_math_train
-    from e2h.data.prm800k import iter_rated_steps
-    from e2h.data.processbench import load_processbench
-
     def by_level(problems):
         counts = Counter(p.level for p in problems)
         return {("none" if k is None else str(k)): counts[k] for k in sorted(counts, key=lambda k: (k is None, k or 0))}

@@ -25,6 +25,8 @@ from typing import Iterable, Iterator
 
 from e2h.data.rows import normalize_problem_text
 from e2h.data.splits import HeldOut
+from e2h.grading import grade_many
+from e2h.grading.extract import completion_answer
 from e2h.records import Problem, Sample, StepExample, iter_records, jsonl_files
 from e2h.text_format import format_prompt, normalize_answer_marker, split_solution
 
@@ -66,9 +68,6 @@ def match_samples(samples: Iterable[Sample], train: list[Problem], held: HeldOut
 def grade_pairs(pairs: list[tuple[Sample, Problem]], grading: dict | None = None) -> list[bool]:
     """The grader's verdict (e2h.grading.grade_many, ``grading`` = config.grading.options()) of each sample's
     answer (e2h.grading.extract.completion_answer; none = wrong) against its problem's gold answer."""
-    from e2h.grading import grade_many
-    from e2h.grading.extract import completion_answer
-
     if not pairs:
         return []
     # the one answer rule every consumer uses (eval, PPO rewards, the service): the answer step the PRM scores

@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Iterable
 
 from e2h.config import ConfigError, RunConfig, save_config
+from e2h.data.extra import LevelIndex, metamath_sft_examples, shepherd_step_examples
 from e2h.data.math import demonstration, load_math500, load_math_train
+from e2h.data.orm import iter_samples, oprm_examples, orm_examples, sample_files
 from e2h.data.prm800k import RatedStep, iter_rated_steps, prm_examples, sft_examples
 from e2h.data.rows import normalize_problem_text
 from e2h.data.splits import HeldOut, select_levels, split_validation
@@ -62,7 +64,6 @@ def fingerprint(cfg: RunConfig) -> str:
         parts["grading"] = cfg.grading.options()
         parts["seed"] = cfg.run.seed
         if cfg.data.orm_samples:
-            from e2h.data.orm import sample_files
             try:
                 files = sample_files(cfg.data.orm_samples)
             except FileNotFoundError:
@@ -173,8 +174,6 @@ def build_math(cfg: RunConfig, context: dict | None = None) -> tuple[dict[str, l
         demos = [demonstration(p) for p in held.filter(select_levels(train_rest, data.train_levels))]
         sft = [d for d in demos if d is not None]
     elif data.sft_source == "metamath":
-        from e2h.data.extra import LevelIndex, metamath_sft_examples
-
         metamath_rows = Counter()
         exact = LevelIndex(train_rest, held, data.train_levels)  # original_question is the MATH text itself
         sft = metamath_sft_examples(data.metamath, exact, data.metamath_include_gsm, metamath_rows)
@@ -182,8 +181,6 @@ def build_math(cfg: RunConfig, context: dict | None = None) -> tuple[dict[str, l
     else:
         sft = sft_examples(rated, ids, levels)
     if data.prm_source == "math_shepherd":
-        from e2h.data.extra import LevelIndex, shepherd_step_examples
-
         shepherd_rows = Counter()
         index = LevelIndex(train_rest, held, data.train_levels, prefix=data.shepherd_match == "prefix")
         prm = shepherd_step_examples(data.math_shepherd, index, shepherd_rows)
@@ -198,7 +195,7 @@ def build_math(cfg: RunConfig, context: dict | None = None) -> tuple[dict[str, l
 # ------------------------------------------------------------------------------------------------ leveled world
 def build_world(cfg: RunConfig, context: dict | None = None) -> tuple[dict[str, list], Counter]:
     try:
-        from e2h.world import generate_world, world_sft_examples, world_step_examples
+        from e2h.world import generate_world, world_sft_examples, world_step_examples  # local: loads SymPy
     except ImportError as err:
         raise ImportError(f"data.source=world needs the leveled world package e2h.world ({err})") from err
     splits = generate_world(cfg.world)
@@ -220,8 +217,6 @@ def with_outcome_rows(cfg: RunConfig, step_rows: list[StepExample], context: dic
                       counts: Counter) -> list[StepExample]:
     """prm_train for ``prm.kind`` orm (outcome rows only) or oprm (step rows + outcome rows); ``counts`` gets the
     samples' outcomes as ``orm_<reason>``."""
-    from e2h.data.orm import iter_samples, oprm_examples, orm_examples
-
     if not cfg.data.orm_samples:
         raise ConfigError(f"config key 'data.orm_samples': prm.kind={cfg.prm.kind} needs policy samples to label "
                           "(a Sample JSONL file or a folder of sample shards, e.g. `e2h sample` on prompts_train)")

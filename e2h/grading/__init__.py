@@ -25,7 +25,7 @@ __all__ = [
 
 def __getattr__(name):  # the batch API pulls in multiprocessing machinery only when used
     if name in ("grade", "grade_many", "answers_equivalent", "Verdict"):
-        from e2h.grading import batch
+        from e2h.grading import batch  # lazy, see above
 
         return getattr(batch, name)
     raise AttributeError(name)

@@ -24,9 +24,10 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 
 from e2h.grading.compare import DEFAULT_NUMERIC, DEFAULT_REL_TOL, NeedsSymPy, compare_parsed, compare_strings
-from e2h.grading.extract import MAX_ANSWER_CHARS, answer_candidate, choice_letter, last_boxed
+from e2h.grading.extract import MAX_ANSWER_CHARS, answer_candidate, choice_letter, extract_answer, last_boxed
 from e2h.grading.normalize import clean_answer
 from e2h.grading.parse import MAX_DEPTH, ParseError, ParseTooDeep, bracket_depth, canonical_key, parse_answer
+from e2h.grading.prm800k import grade_answer
 from e2h.grading.timeout import shared_pool
 
 # 1 MB: eight times the longest generation a MATH run makes (32k tokens of about 4 characters); a linear scan
@@ -281,9 +282,6 @@ def check_mode(mode: str) -> str:
 def _grade_prm800k(pred_text: str | None, gold: str, extracted) -> Verdict:
     """PRM800K's verdict on one pair. The answer is taken as e2h takes it (the answer line, \\boxed{..}, else
     a short bare text), then compared by strings only (e2h.grading.prm800k): nothing is parsed or evaluated."""
-    from e2h.grading.extract import extract_answer
-    from e2h.grading.prm800k import grade_answer
-
     gold = gold or ""
     if len(gold) > MAX_INPUT_CHARS or (pred_text is not None and len(pred_text) > MAX_INPUT_CHARS):
         return Verdict(False, "too_long", None, None, gold[:100])

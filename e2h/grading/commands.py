@@ -15,6 +15,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from e2h.grading import GRADER_VERSION, grade_many
+from e2h.grading.audit import DEFAULT_GOLD_FILES, audit_file
 from e2h.jsonl import RecordError, read_jsonl, require, write_jsonl
 
 
@@ -40,7 +42,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.input or not args.output:
         print("e2h grade: --input and --output are required (or --audit)", file=sys.stderr)
         return 2
-    from e2h.grading import GRADER_VERSION, grade_many
 
     rows = []
     for line, obj in read_jsonl(args.input):
@@ -68,8 +69,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_audit(paths: list[str]) -> int:
-    from e2h.grading.audit import DEFAULT_GOLD_FILES, audit_file
-
     files = paths or [str(p) for p in DEFAULT_GOLD_FILES]
     missing = [p for p in files if not Path(p).exists()]
     if missing:

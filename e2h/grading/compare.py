@@ -27,8 +27,9 @@ from __future__ import annotations
 import random
 import re
 
-from e2h.grading.evaluate import _CTX, EvalError, TooLarge, complex_value, constant_value, exact_value, free_symbols
-from e2h.grading.parse import ParseError, _has_pm, expand_pm, expr_str, indexed_roots, named_values
+from e2h.grading.evaluate import (
+    _CTX, EvalError, TooLarge, complex_value, constant_value, exact_value, free_symbols, to_sympy)
+from e2h.grading.parse import ParseError, _has_pm, expand_pm, expr_str, indexed_roots, named_values, parse_answer
 
 NUMERIC_CONVENTIONS = ("exact", "rel_tol")
 DEFAULT_NUMERIC = "exact"
@@ -196,8 +197,6 @@ class Comparer:
         if not self.use_sympy:
             raise NeedsSymPy
         import sympy as sp
-
-        from e2h.grading.evaluate import to_sympy
 
         self.method = "sympy"
         diff = to_sympy(a) - to_sympy(b)
@@ -443,8 +442,6 @@ def compare_strings(gold_clean: str, pred_clean: str) -> tuple[bool, str]:
 def worker_compare(gold_clean: str, pred_clean: str, numeric: str = DEFAULT_NUMERIC,
                    rel_tol: float = DEFAULT_REL_TOL) -> tuple[bool, str]:
     """Entry point in a worker process: the full comparison with SymPy allowed."""
-    from e2h.grading.parse import parse_answer
-
     try:
         g, p = parse_answer(gold_clean), parse_answer(pred_clean)
     except ParseError:

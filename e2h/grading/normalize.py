@@ -106,7 +106,7 @@ def normalize_answer(answer: str | None) -> str:
     """Canonical key: answers the grader calls equal usually share it (see module docstring)."""
     if answer is None:
         return ""
-    from e2h.grading.parse import ParseError, canonical_key, parse_answer
+    from e2h.grading.parse import ParseError, canonical_key, parse_answer  # local: parse imports us
 
     cleaned = clean_answer(answer)
     if len(cleaned) > MAX_ANSWER_CHARS:

@@ -804,7 +804,7 @@ def _expr(tokens, depth):
 
 def canonical_key(node) -> str:
     """A canonical string for voting; equal keys mean the grader would (almost always) call them equal."""
-    from e2h.grading.evaluate import EvalError, constant_value, exact_value
+    from e2h.grading.evaluate import EvalError, constant_value, exact_value  # local: evaluate imports us
 
     kind = node[0]
     if kind == "expr":

@@ -6,8 +6,11 @@ thread may call it); when a request runs past its deadline the worker is killed 
 started on the next request. Workers exit when the parent's pipe closes.
 
     pool = WorkerPool(size=2)
-    pool.run_many([("compare", ["1/2", "0.5"]), ("sleep", [10])], timeout_s=1.0)
+    pool.run_many([("compare", ["1/2", "0.5"]), ("compare", ["x", "<a slow pair>"])], timeout_s=1.0)
     -> [Result(ok=True, value=[True, "rational"]), Result(ok=False, timed_out=True)]
+
+A worker answers the ops of :data:`OPS`; another worker program (``WorkerPool(command=[...])``) may call
+:func:`serve` with more (tests/grading_worker_with_sleep.py adds ``sleep`` to exercise the timeout path).
 """
 
 from __future__ import annotations
@@ -22,7 +25,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Mapping, Sequence
+
+from e2h.grading.compare import worker_compare
+from e2h.grading.extract import MAX_ANSWER_CHARS, answer_candidate
+from e2h.grading.parse import MAX_DEPTH, bracket_depth
 
 STARTUP_TIMEOUT_S = 120.0  # importing SymPy on a busy 2-core machine can take a while
 WORKER_MEMORY_BYTES = 4 * 1024**3
@@ -36,10 +43,14 @@ class Result:
     error: str | None = None
 
 
-class Worker:
-    """One killable worker process."""
+WORKER_COMMAND = (sys.executable, "-m", "e2h.grading.timeout")
 
-    def __init__(self):
+
+class Worker:
+    """One killable worker process, started with ``command`` (default: this module's :func:`serve`)."""
+
+    def __init__(self, command: Sequence[str] = WORKER_COMMAND):
+        self.command = list(command)
         self.proc: subprocess.Popen | None = None
         self._buffer = b""
 
@@ -48,7 +59,7 @@ class Worker:
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "e2h.grading.timeout"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, env=env, close_fds=True,
         )
         self._buffer = b""
@@ -113,18 +124,19 @@ class Worker:
 class WorkerPool:
     """``size`` killable workers; ``run_many`` spreads requests over them from a few threads."""
 
-    def __init__(self, size: int = 2):
+    def __init__(self, size: int = 2, command: Sequence[str] = WORKER_COMMAND):
         self.size = max(1, size)
+        self.command = list(command)
         self._idle: queue.SimpleQueue[Worker] = queue.SimpleQueue()
         for _ in range(self.size):
-            self._idle.put(Worker())
+            self._idle.put(Worker(self.command))
         self._all: list[Worker] = []
         self._lock = threading.Lock()
 
     def grow(self, size: int) -> None:
         with self._lock:
             while self.size < size:
-                self._idle.put(Worker())
+                self._idle.put(Worker(self.command))
                 self.size += 1
 
     def run(self, op: str, args: list, timeout_s: float) -> Result:
@@ -192,18 +204,31 @@ def shared_pool(size: int = 2) -> WorkerPool:
 
 # ---------------------------------------------------------------- worker side
 
-def _serve() -> None:
+def _compare(args: list) -> list:
+    return list(worker_compare(str(args[0]), str(args[1]), *args[2:4]))
+
+
+def _extract(args: list) -> list:
+    """A long text's answer, and whether a text without one is nested too deep."""
+    answer = answer_candidate(str(args[0]))
+    too_deep = answer is None and bracket_depth(str(args[0])) > MAX_DEPTH
+    return [answer[: MAX_ANSWER_CHARS + 1] if answer is not None else None, too_deep]
+
+
+# op name -> function of the request's args; its return value (JSON) is the reply
+OPS: dict[str, Callable[[list], Any]] = {"compare": _compare, "extract": _extract}
+
+
+def serve(extra_ops: Mapping[str, Callable[[list], Any]] | None = None) -> None:
+    """The worker's loop: JSON requests on stdin, one reply per line on stdout, until stdin closes."""
+    ops = {**OPS, **(extra_ops or {})}
     try:
         import resource
 
         resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY_BYTES, WORKER_MEMORY_BYTES))
     except (ImportError, ValueError, OSError):
         pass
-    import sympy  # noqa: F401  (warm the import before saying ready)
-
-    from e2h.grading.compare import worker_compare
-    from e2h.grading.extract import MAX_ANSWER_CHARS, answer_candidate
-    from e2h.grading.parse import MAX_DEPTH, bracket_depth
+    import sympy  # noqa: F401  (heavy: warm the import before saying ready)
 
     out = sys.stdout.buffer
     out.write(b'{"ready": true}\n')
@@ -212,18 +237,9 @@ def _serve() -> None:
         try:
             request = json.loads(line)
             op, args = request["op"], request["args"]
-            if op == "compare":
-                value = list(worker_compare(str(args[0]), str(args[1]), *args[2:4]))
-            elif op == "extract":  # a long text's answer, and whether a text without one is nested too deep
-                answer = answer_candidate(str(args[0]))
-                too_deep = answer is None and bracket_depth(str(args[0])) > MAX_DEPTH
-                value = [answer[: MAX_ANSWER_CHARS + 1] if answer is not None else None, too_deep]
-            elif op == "sleep":  # used by tests to exercise the timeout path
-                time.sleep(float(args[0]))
-                value = None
-            else:
+            if op not in ops:
                 raise ValueError(f"unknown op {op!r}")
-            reply = {"value": value}
+            reply = {"value": ops[op](args)}
         except Exception as err:  # noqa: BLE001 - report any failure as this pair's error
             reply = {"error": f"{type(err).__name__}: {err}"[:500]}
         out.write(json.dumps(reply).encode() + b"\n")
@@ -231,4 +247,4 @@ def _serve() -> None:
 
 
 if __name__ == "__main__":
-    _serve()
+    serve()

@@ -12,6 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
+from e2h.report import write_report
+
 
 def find_metrics(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
@@ -47,8 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from e2h.report import write_report
-
     metrics_list, labels = load_runs(args.run_dirs)
     if args.label:
         if len(args.label) != len(labels):

@@ -93,16 +93,38 @@ def _grouping_counts(info: dict | None) -> str:
     return text + f"; {info['seconds']} s)"
 
 
-def build_report(runs: list[Run]) -> Report:
-    multi = len(runs) > 1
-    first = runs[0][1]
-    interval = first["interval"]["shown"]
-    n_all = sorted({n for _, m in runs for n in m["n_values"]})
-    shown = _shown_n(n_all)
-    headline = _methods(runs)
-    run_col = ["Run"] if multi else []
-    title = "Easy-to-hard evaluation: " + (" vs ".join(label for label, _ in runs))
+@dataclass
+class _Layout:
+    """What every section of one report shares: the runs' N values and headline methods, the interval shown."""
 
+    runs: list[Run]
+    multi: bool  # several runs: tables get a Run column
+    run_col: list[str]
+    headline: list[str]
+    interval: str
+    n_all: list[int]
+    shown: list[int]
+
+    @property
+    def n_max(self) -> int:
+        return self.n_all[-1]
+
+    def run_cells(self, label: str) -> list[str]:
+        return [label] if self.multi else []
+
+
+def build_report(runs: list[Run]) -> Report:
+    n_all = sorted({n for _, m in runs for n in m["n_values"]})
+    lay = _Layout(runs, len(runs) > 1, ["Run"] if len(runs) > 1 else [], _methods(runs),
+                  runs[0][1]["interval"]["shown"], n_all, _shown_n(n_all))
+    report = Report("Easy-to-hard evaluation: " + (" vs ".join(label for label, _ in runs)), _summary(runs))
+    for section in (_headline_section, _plot_sections, _gap_section, _level_sections, _aggregation_section,
+                    _subject_section, _counts_section, _settings_section, _appendix_section):
+        report.sections += section(lay)
+    return report
+
+
+def _summary(runs: list[Run]) -> list[str]:
     summary = []
     for label, m in runs:
         c = m["counts"]
@@ -113,83 +135,102 @@ def build_report(runs: list[Run]) -> Report:
             f"{c['unparseable']} without an answer, {c['timeouts']} grader timeouts; grader {m['grader_version']} "
             f"(numeric convention {m.get('numeric_convention', 'exact').split(':')[0]}), "
             f"votes grouped {_vote_grouping(m)}, {m['resamples']} resamples per N.")
+    return summary
 
-    report = Report(title, summary)
-    # 1. headline: methods x N x all / easy / hard
+
+def _headline_section(lay: _Layout) -> list:
+    """Methods x N x all / easy / hard."""
     rows = []
-    for method in headline:
-        for label, m in runs:
+    for method in lay.headline:
+        for label, m in lay.runs:
             for split in ("all", "easy", "hard"):
-                rows.append([method, *([label] if multi else []), split,
-                             *[_pct(_value(m, "split", split, method, n)) for n in shown]])
-    report.sections.append(Table(
-        "Headline: accuracy (%) by method, N and difficulty", ["Method", *run_col, "Split", *[f"N={n}" for n in shown]],
+                rows.append([method, *lay.run_cells(label), split,
+                             *[_pct(_value(m, "split", split, method, n)) for n in lay.shown]])
+    return [Table(
+        "Headline: accuracy (%) by method, N and difficulty",
+        ["Method", *lay.run_col, "Split", *[f"N={n}" for n in lay.shown]],
         rows, "Mean over resampled N-subsets of each problem's pool (drawn without replacement). Easy = levels 1-3, "
               "hard = levels 4-5. The oracle row is pass@N, the ceiling for any reranker. 95% intervals: see the plots "
-              "and the appendix.", "headline"))
-    # 2. plots
-    report.sections.append(Figure(
-        "Accuracy vs N", plots.accuracy_vs_n(runs, headline, interval),
-        f"Lines: mean accuracy; shaded: 95% interval ({first['interval'][interval]}).", "curves"))
-    report.sections.append(Figure(
-        "Easy vs hard", plots.easy_hard_gap(runs, [h for h in headline if not h.startswith("oracle")]),
-        "How far the hard problems trail the easy ones, per method, as N grows.", "gap"))
-    n_max = n_all[-1]
+              "and the appendix.", "headline")]
+
+
+def _plot_sections(lay: _Layout) -> list:
+    first = lay.runs[0][1]
+    return [
+        Figure("Accuracy vs N", plots.accuracy_vs_n(lay.runs, lay.headline, lay.interval),
+               f"Lines: mean accuracy; shaded: 95% interval ({first['interval'][lay.interval]}).", "curves"),
+        Figure("Easy vs hard", plots.easy_hard_gap(lay.runs, [h for h in lay.headline if not h.startswith("oracle")]),
+               "How far the hard problems trail the easy ones, per method, as N grows.", "gap"),
+    ]
+
+
+def _gap_section(lay: _Layout) -> list:
     rows = []
-    for method in headline:
-        for label, m in runs:
+    for method in lay.headline:
+        for label, m in lay.runs:
             e, h = _value(m, "split", "easy", method, m["n_values"][-1]), _value(m, "split", "hard", method, m["n_values"][-1])
             gap = None if e is None or h is None else e - h
-            rows.append([method, *([label] if multi else []), _pct(e), _pct(h), _pct(gap)])
-    report.sections.append(Table(f"Gap table: easy vs hard at the largest N ({n_max})", ["Method", *run_col, "Easy", "Hard",
-                                                                            "Gap (points)"], rows, anchor="gap-table"))
-    # 3. per level
-    report.sections.append(Figure(
-        "Per level", plots.per_level_bars(runs, headline, interval),
-        f"Accuracy at N = {n_max} per MATH level; error bars: 95% interval.", "levels"))
-    levels = sorted({lv for _, m in runs for lv in m["groups"]["level"]})
+            rows.append([method, *lay.run_cells(label), _pct(e), _pct(h), _pct(gap)])
+    return [Table(f"Gap table: easy vs hard at the largest N ({lay.n_max})",
+                  ["Method", *lay.run_col, "Easy", "Hard", "Gap (points)"], rows, anchor="gap-table")]
+
+
+def _level_sections(lay: _Layout) -> list:
+    figure = Figure("Per level", plots.per_level_bars(lay.runs, lay.headline, lay.interval),
+                    f"Accuracy at N = {lay.n_max} per MATH level; error bars: 95% interval.", "levels")
+    levels = sorted({lv for _, m in lay.runs for lv in m["groups"]["level"]})
     rows = []
-    for method in headline:
-        for label, m in runs:
-            rows.append([method, *([label] if multi else []),
+    for method in lay.headline:
+        for label, m in lay.runs:
+            rows.append([method, *lay.run_cells(label),
                          *[_pct(_value(m, "level", lv, method, m["n_values"][-1])) for lv in levels]])
-    counts = " / ".join(str(runs[0][1]["groups"]["level"].get(lv, {}).get("n_problems", 0)) for lv in levels)
-    report.sections.append(Table(f"Level table: per level at N = {n_max} (%)", ["Method", *run_col, *[f"L{lv}" for lv in levels]],
-                                 rows, f"Problems per level ({runs[0][0]}): {counts}.", "level-table"))
-    # 4. aggregation ablation
+    counts = " / ".join(str(lay.runs[0][1]["groups"]["level"].get(lv, {}).get("n_problems", 0)) for lv in levels)
+    return [figure, Table(f"Level table: per level at N = {lay.n_max} (%)",
+                          ["Method", *lay.run_col, *[f"L{lv}" for lv in levels]],
+                          rows, f"Problems per level ({lay.runs[0][0]}): {counts}.", "level-table")]
+
+
+def _aggregation_section(lay: _Layout) -> list:
+    """The aggregation ablation: every method/score pair."""
     rows = []
-    for method in _methods(runs, "methods"):
+    for method in _methods(lay.runs, "methods"):
         if "/" not in method:
             continue
-        for label, m in runs:
-            rows.append([method, *([label] if multi else []),
+        for label, m in lay.runs:
+            rows.append([method, *lay.run_cells(label),
                          *[_pct(_value(m, "split", s, method, m["n_values"][-1])) for s in ("all", "easy", "hard")]])
-    report.sections.append(Table(
-        f"Aggregations of step scores at N = {n_max} (%)", ["Method/score", *run_col, "All", "Easy", "Hard"], rows,
-        "prm_min / prm_prod / prm_last / prm_mean: minimum, product, last (answer step) or mean of the step "
-        "probabilities. The paper uses min for best-of-N and prod for weighted voting.", "aggregations"))
-    # 5. per subject
-    subjects = sorted({s for _, m in runs for s in m["groups"]["subject"]})
+    return [Table(
+        f"Aggregations of step scores at N = {lay.n_max} (%)", ["Method/score", *lay.run_col, "All", "Easy", "Hard"],
+        rows, "prm_min / prm_prod / prm_last / prm_mean: minimum, product, last (answer step) or mean of the step "
+        "probabilities. The paper uses min for best-of-N and prod for weighted voting.", "aggregations")]
+
+
+def _subject_section(lay: _Layout) -> list:
+    subjects = sorted({s for _, m in lay.runs for s in m["groups"]["subject"]})
     rows = []
     for subject in subjects:
-        for label, m in runs:
+        for label, m in lay.runs:
             g = m["groups"]["subject"].get(subject, {"n_problems": 0})
-            rows.append([subject, *([label] if multi else []), str(g["n_problems"]),
-                         *[_pct(_value(m, "subject", subject, h, m["n_values"][-1])) for h in headline]])
-    report.sections.append(Table(f"Per subject at N = {n_max} (%)", ["Subject", *run_col, "Problems", *headline],
-                                 rows, anchor="subjects"))
-    # 6. counts and settings
+            rows.append([subject, *lay.run_cells(label), str(g["n_problems"]),
+                         *[_pct(_value(m, "subject", subject, h, m["n_values"][-1])) for h in lay.headline]])
+    return [Table(f"Per subject at N = {lay.n_max} (%)", ["Subject", *lay.run_col, "Problems", *lay.headline],
+                  rows, anchor="subjects")]
+
+
+def _counts_section(lay: _Layout) -> list:
     rows = []
-    for label, m in runs:
+    for label, m in lay.runs:
         c = m["counts"]
         rows.append([label, str(c["problems"]), str(c["samples"]), str(c["correct"]), str(c["unparseable"]),
                      str(c["timeouts"]), str(c["errors"]), str(c["samples_without_step_scores"]),
                      ", ".join(f"{k}: {v}" for k, v in c["reasons"].items())])
-    report.sections.append(Table("Grading counts", ["Run", "Problems", "Samples", "Correct", "No answer", "Timeouts",
-                                                    "Errors", "No step scores", "Grader reasons"], rows,
-                                 anchor="counts"))
+    return [Table("Grading counts", ["Run", "Problems", "Samples", "Correct", "No answer", "Timeouts",
+                                     "Errors", "No step scores", "Grader reasons"], rows, anchor="counts")]
+
+
+def _settings_section(lay: _Layout) -> list:
     rows = []
-    for label, m in runs:
+    for label, m in lay.runs:
         rows += [[label, "grader", m["grader_version"] + f" ({m['grades_source']})"],
                  [label, "numeric convention", m.get("numeric_convention", "not recorded (metrics from before issue #20)")],
                  [label, "resamples / seed", f"{m['resamples']} / {m['seed']}"],
@@ -202,23 +243,24 @@ def build_report(runs: list[Run]) -> Report:
         if short:
             rows.append([label, "short pools", "problems with fewer samples than N use their whole pool: "
                          + ", ".join(f"N={n}: {k}" for n, k in short.items())])
-    report.sections.append(Table("Settings", ["Run", "Setting", "Value"], rows, anchor="settings"))
-    # 7. appendix: every curve with its interval
+    return [Table("Settings", ["Run", "Setting", "Value"], rows, anchor="settings")]
+
+
+def _appendix_section(lay: _Layout) -> list:
+    """Every curve with its interval."""
     rows = []
-    for method in headline:
-        for label, m in runs:
+    for method in lay.headline:
+        for label, m in lay.runs:
             for split in ("all", "easy", "hard"):
                 g = m["groups"]["split"][split]
                 if not g["n_problems"] or method not in g["curves"]:
                     continue
-                rows.append([method, *([label] if multi else []), split,
-                             *[_interval(g["curves"][method], m["n_values"].index(n), interval)
-                               if n in m["n_values"] else "–" for n in n_all]])
-    report.sections.append(Table("Appendix: mean [95% interval] (%)", ["Method", *run_col, "Split",
-                                                                        *[f"N={n}" for n in n_all]], rows,
-                                 "Every number is in metrics.json (groups → split / level / subject → curves).",
-                                 "appendix"))
-    return report
+                rows.append([method, *lay.run_cells(label), split,
+                             *[_interval(g["curves"][method], m["n_values"].index(n), lay.interval)
+                               if n in m["n_values"] else "–" for n in lay.n_all]])
+    return [Table("Appendix: mean [95% interval] (%)", ["Method", *lay.run_col, "Split",
+                                                         *[f"N={n}" for n in lay.n_all]], rows,
+                  "Every number is in metrics.json (groups → split / level / subject → curves).", "appendix")]
 
 
 # ---------------------------------------------------------------------------------------------- markdown

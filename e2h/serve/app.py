@@ -31,23 +31,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, Awaitable, Callable, TypeVar
 
+import numpy as np
+
 from e2h.config import ServeSection
-from e2h.serve.backend import Backend, PRMBackend
+from e2h.grading import completion_answer, grade_many, normalize_answer
+from e2h.rerank import aggregate_steps, select_answer, select_steps, vote_table
+from e2h.serve.backend import Backend, Encoded, PRMBackend
 from e2h.serve.batcher import BatchStats, DynamicBatcher
 from e2h.serve.metrics import CONTENT_TYPE, ServeMetrics
 from e2h.serve.schemas import (
-    DEFAULT_AGGREGATION,
-    Aggregates,
-    AnswerVotes,
-    ErrorResponse,
-    RankedSolution,
-    RerankRequest,
-    RerankResponse,
-    ScoredSolution,
-    ScoreRequest,
-    ScoreResponse,
-    Verdict,
-)
+    DEFAULT_AGGREGATION, Aggregates, AnswerVotes, ErrorResponse, RankedSolution, RerankRequest, RerankResponse,
+    ScoredSolution, ScoreRequest, ScoreResponse, Verdict)
 from e2h.text_format import ends_with_answer, format_prompt, split_solution
 
 try:  # module level: FastAPI resolves a route's string annotations (``request: Request``) in this namespace
@@ -106,9 +100,9 @@ class ServiceState:
         self.metrics.ready.set(1)
         log.info("model %s ready in %.1f s", backend.name, time.monotonic() - started)
 
-    def _score_batch(self, pairs: list[tuple[str, str]]) -> list[list[float]]:
+    def _score_batch(self, items: list[Encoded]) -> list[list[float] | Exception]:
         assert self.backend is not None
-        return self.backend.score_pairs(pairs)
+        return self.backend.score_encoded(items)
 
     def make_batcher(self) -> DynamicBatcher:
         s = self.settings
@@ -259,25 +253,22 @@ async def _score_request(state: ServiceState, request: ScoreRequest) -> list[Sco
     if not state.ready or state.batcher is None or state.backend is None:
         raise NotReady(state.load_error or "model is loading")
     check_limits(request, state.settings)
-    from e2h.rerank import aggregate_steps, select_steps
-
-    prompt = format_prompt(request.problem)
-    pairs = [(prompt, text) for text in request.solutions]
-    tokens = await asyncio.to_thread(state.backend.count_tokens, pairs)
+    steps = [split_solution(text) for text in request.solutions]  # once: encoding, scoring and the reply use them
+    encoded = await asyncio.to_thread(state.backend.encode, format_prompt(request.problem), steps)
     max_tokens = getattr(state.backend, "max_tokens", None)
-    for i, n in enumerate(tokens):
-        if max_tokens and n > max_tokens:
+    for i, item in enumerate(encoded):
+        if max_tokens and item.tokens > max_tokens:
             raise LimitExceeded(
-                "model_max_tokens", f"solutions[{i}] is {n} tokens with the prompt > the model's {max_tokens}"
+                "model_max_tokens",
+                f"solutions[{i}] is {item.tokens} tokens with the prompt > the model's {max_tokens}",
             )
     answers_future = asyncio.get_running_loop().run_in_executor(state.grader_pool, _extract_answers, request.solutions)
     try:
-        step_scores = await state.batcher.submit(pairs, tokens)
+        step_scores = await state.batcher.submit(encoded, [item.tokens for item in encoded])
     except BaseException:
         answers_future.cancel()  # a cancelled request (client gone) needs no answers either
         raise
     answers, keys = await answers_future
-    steps = [split_solution(text) for text in request.solutions]
     for i, (s, p) in enumerate(zip(steps, step_scores)):
         if len(s) != len(p) or not p:
             raise RuntimeError(f"solutions[{i}]: the scorer gave {len(p)} step scores for {len(s)} steps")
@@ -299,8 +290,6 @@ async def _score_request(state: ServiceState, request: ScoreRequest) -> list[Sco
 
 def _extract_answers(texts: list[str]) -> tuple[list[str | None], list[str | None]]:
     """Final answers and their grader-normalised keys (the form answers are grouped by)."""
-    from e2h.grading import completion_answer, normalize_answer
-
     answers = [completion_answer(text) for text in texts]
     return answers, [normalize_answer(a) if a is not None else None for a in answers]
 
@@ -353,10 +342,6 @@ def rerank_scored(
     scored: list[ScoredSolution], method: str, aggregation: str
 ) -> tuple[int | None, list[RankedSolution], list[AnswerVotes]]:
     """Rank by the aggregate; group answers by their grader-normalised key and choose by ``method`` (e2h.rerank)."""
-    import numpy as np
-
-    from e2h import rerank
-
     scores = np.array([getattr(s.aggregates, aggregation) for s in scored], dtype=np.float64)
     keys = [s.answer_key for s in scored]
     order = sorted(range(len(scored)), key=lambda i: (-scores[i], i))
@@ -365,25 +350,14 @@ def rerank_scored(
                        step_scores=scored[i].step_scores)
         for r, i in enumerate(order)
     ]
-    classes = rerank.answer_classes(keys)
-    weights = rerank.vote_weights(scores) if method == "weighted_vote" else None
-    totals = rerank.class_totals(classes, weights)
-    votes = []
-    for c in range(len(totals)):
-        members = np.flatnonzero(classes == c)
-        if len(members):
-            first = int(members[0])
-            votes.append(AnswerVotes(answer=scored[first].answer or "", key=keys[first] or "", count=len(members),
-                                     mass=float(totals[c]), solutions=[int(m) for m in members]))
-    votes.sort(key=lambda v: (-v.mass, v.solutions[0]))
-    _, chosen = rerank.select_answer(keys, scores, method)
+    votes = [AnswerVotes(answer=scored[members[0]].answer or "", key=keys[members[0]] or "", count=len(members),
+                         mass=mass, solutions=members) for mass, members in vote_table(keys, scores, method)]
+    _, chosen = select_answer(keys, scores, method)
     return chosen, ranked, votes
 
 
 def _grade(solutions: list[str], gold: str, timeout_s: float, workers: int) -> list[Verdict]:
     """Grader verdicts (killable worker processes with timeouts; repeated answers are graded once)."""
-    from e2h.grading import grade_many
-
     verdicts = grade_many([(text, gold) for text in solutions], timeout_s=timeout_s, workers=workers)
     return [Verdict(correct=bool(v.correct), reason=str(v.reason), pred_answer=v.pred_answer) for v in verdicts]
 
@@ -399,11 +373,7 @@ def create_app(
 ):
     """Build the FastAPI app. ``backend_factory`` defaults to loading ``settings.prm_path`` with prm.score."""
     try:
-        from fastapi import Depends, FastAPI
-        from fastapi.exceptions import RequestValidationError
-        from fastapi.responses import JSONResponse, Response
-        from starlette.exceptions import HTTPException as StarletteHTTPException
-        from starlette.requests import ClientDisconnect
+        from fastapi import FastAPI
     except ImportError as err:
         raise RuntimeError("e2h serve needs fastapi and uvicorn: pip install 'e2h[serve]'") from err
 
@@ -413,7 +383,24 @@ def create_app(
         path, device = settings.prm_path, settings.device
         backend_factory = lambda: PRMBackend.load(path, device)  # noqa: E731
     state = ServiceState(settings, backend_factory)
+    app = FastAPI(
+        title="e2h reranking service",
+        version="1",
+        description="Process-reward-model step scores and reranking (best-of-N, weighted voting, majority).",
+        lifespan=_lifespan(state, background_load),
+    )
+    app.state.e2h = state
+    _add_error_handlers(app)
+    _add_probe_routes(app, state)
+    _add_work_routes(app, state)
+    app.add_middleware(InternalErrorMiddleware)  # innermost: added first
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=state.metrics)  # outermost: counts 413s and 500s too
+    return app
 
+
+def _lifespan(state: ServiceState, background_load: bool):
+    """Start the batcher and load the model (in the background, or before startup completes); stop both."""
     @asynccontextmanager
     async def lifespan(app):
         state.batcher = state.make_batcher()
@@ -428,54 +415,62 @@ def create_app(
         await state.batcher.stop()
         state.grader_pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(
-        title="e2h reranking service",
-        version="1",
-        description="Process-reward-model step scores and reranking (best-of-N, weighted voting, majority).",
-        lifespan=lifespan,
-    )
-    app.state.e2h = state
-    errors = {status: {"model": ErrorResponse} for status in (413, 415, 422, 503)}
+    return lifespan
 
-    def error(status: int, kind: str, message: str, limit: str | None = None) -> JSONResponse:
-        return JSONResponse(ErrorResponse(error=kind, message=message, limit=limit).model_dump(), status_code=status)
+
+def _error(status: int, kind: str, message: str, limit: str | None = None):
+    from fastapi.responses import JSONResponse  # fastapi is an extra (e2h[serve]); create_app checked it
+
+    return JSONResponse(ErrorResponse(error=kind, message=message, limit=limit).model_dump(), status_code=status)
+
+
+def _add_error_handlers(app) -> None:
+    """Every error answers an ErrorResponse with the status the module docstring lists."""
+    from fastapi.exceptions import RequestValidationError  # fastapi is an extra (e2h[serve])
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from starlette.requests import ClientDisconnect
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        return error(422, "validation_error", describe_validation_errors(exc.errors()))
+        return _error(422, "validation_error", describe_validation_errors(exc.errors()))
 
     @app.exception_handler(LimitExceeded)
     async def _limit(request: Request, exc: LimitExceeded):
-        return error(413, "limit_exceeded", exc.message, exc.limit)
+        return _error(413, "limit_exceeded", exc.message, exc.limit)
 
     @app.exception_handler(NotReady)
     async def _not_ready(request: Request, exc: NotReady):
-        return error(503, "not_ready", f"model not ready: {exc}")
+        return _error(503, "not_ready", f"model not ready: {exc}")
 
     @app.exception_handler(NotJSON)
     async def _not_json(request: Request, exc: NotJSON):
-        return error(415, "unsupported_media_type", str(exc))
+        return _error(415, "unsupported_media_type", str(exc))
 
     @app.exception_handler(ClientGone)
     async def _client_gone(request: Request, exc: ClientGone):
         # nobody reads this answer; the status (nginx's "client closed request") shows in the metrics
-        return error(499, "client_gone", str(exc))
+        return _error(499, "client_gone", str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 413:
-            return error(413, "limit_exceeded", str(exc.detail), "max_body_bytes")
+            return _error(413, "limit_exceeded", str(exc.detail), "max_body_bytes")
         if exc.status_code == 400 and isinstance(exc.__cause__, ClientDisconnect):  # gone while sending its body
             return await _client_gone(request, ClientGone("the client closed the connection while sending"))
         if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI could not decode the body (bad UTF-8)
             cause = exc.__cause__
-            return error(422, "validation_error", f"malformed JSON body: {type(cause).__name__}: {cause}")
-        return error(exc.status_code, "http_error", str(exc.detail))
+            return _error(422, "validation_error", f"malformed JSON body: {type(cause).__name__}: {cause}")
+        return _error(exc.status_code, "http_error", str(exc.detail))
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception):
         log.exception("unhandled error on %s", request.url.path)
-        return error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+        return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+def _add_probe_routes(app, state: ServiceState) -> None:
+    """/healthz, /readyz and /metrics."""
+    from fastapi.responses import Response  # fastapi is an extra (e2h[serve])
 
     @app.get("/healthz")
     async def healthz() -> dict[str, Any]:
@@ -485,12 +480,19 @@ def create_app(
     async def readyz():
         if state.ready:
             return {"status": "ready", "model": state.backend.name if state.backend else None}
-        return error(503, "not_ready", state.load_error or "model is loading")
+        return _error(503, "not_ready", state.load_error or "model is loading")
 
     @app.get("/metrics")
     async def metrics():
         state.metrics.queue_depth.set(state.batcher.queue_depth if state.batcher else 0)
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _add_work_routes(app, state: ServiceState) -> None:
+    """/v1/score and /v1/rerank: JSON bodies only, abandoned when the client goes."""
+    from fastapi import Depends  # fastapi is an extra (e2h[serve])
+
+    errors = {status: {"model": ErrorResponse} for status in (413, 415, 422, 503)}
 
     def json_body(request: Request) -> None:
         require_json(request.headers.get("content-type"))
@@ -502,40 +504,36 @@ def create_app(
 
     @app.post("/v1/rerank", response_model=RerankResponse, responses=errors, dependencies=[Depends(json_body)])
     async def rerank(body: RerankRequest, request: Request) -> RerankResponse:
-        return await unless_client_gone(request.receive, _rerank_request(body))
+        return await unless_client_gone(request.receive, _rerank_request(state, body))
 
-    async def _rerank_request(body: RerankRequest) -> RerankResponse:
-        scored = await _score_request(state, body)
-        aggregation = body.aggregation or DEFAULT_AGGREGATION[body.method]
-        chosen, ranked, votes = rerank_scored(scored, body.method, aggregation)
-        chosen_correct = None
-        if body.gold is not None:
-            verdicts = await asyncio.get_running_loop().run_in_executor(
-                state.grader_pool,
-                _grade,
-                body.solutions,
-                body.gold,
-                state.settings.grader_timeout_s,
-                state.settings.grader_threads,
-            )
-            for item in ranked:
-                item.verdict = verdicts[item.index]
-            chosen_correct = verdicts[chosen].correct if chosen is not None else False
-        return RerankResponse(
-            model=state.backend.name,  # type: ignore[union-attr]
-            method=body.method,
-            aggregation=aggregation,
-            chosen_index=chosen,
-            chosen_answer=scored[chosen].answer if chosen is not None else None,
-            ranked=ranked,
-            answers=votes,
-            chosen_correct=chosen_correct,
+
+async def _rerank_request(state: ServiceState, body: RerankRequest) -> RerankResponse:
+    scored = await _score_request(state, body)
+    aggregation = body.aggregation or DEFAULT_AGGREGATION[body.method]
+    chosen, ranked, votes = rerank_scored(scored, body.method, aggregation)
+    chosen_correct = None
+    if body.gold is not None:
+        verdicts = await asyncio.get_running_loop().run_in_executor(
+            state.grader_pool,
+            _grade,
+            body.solutions,
+            body.gold,
+            state.settings.grader_timeout_s,
+            state.settings.grader_threads,
         )
-
-    app.add_middleware(InternalErrorMiddleware)  # innermost: added first
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=state.metrics)  # outermost: counts 413s and 500s too
-    return app
+        for item in ranked:
+            item.verdict = verdicts[item.index]
+        chosen_correct = verdicts[chosen].correct if chosen is not None else False
+    return RerankResponse(
+        model=state.backend.name,  # type: ignore[union-attr]
+        method=body.method,
+        aggregation=aggregation,
+        chosen_index=chosen,
+        chosen_answer=scored[chosen].answer if chosen is not None else None,
+        ranked=ranked,
+        answers=votes,
+        chosen_correct=chosen_correct,
+    )
 
 
 def describe_validation_errors(errors: list[dict]) -> str:

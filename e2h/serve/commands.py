@@ -13,6 +13,8 @@ import logging
 
 from e2h.config import RunConfig, ServeSection, add_config_arguments, config_from_args
 from e2h.layout import RunLayout
+from e2h.serve.ray_serve import serve_forever
+from e2h.serve.server import uvicorn_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,16 +39,13 @@ def run(args: argparse.Namespace) -> int:
     settings = serve_settings(config_from_args(args))
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.ray:
-        from e2h.serve.ray_serve import serve_forever
-
         serve_forever(settings, replicas=args.replicas or settings.replicas, address=args.ray_address)
         return 0
     try:
         import uvicorn
     except ImportError as err:
         raise SystemExit("e2h serve needs uvicorn and fastapi: pip install 'e2h[serve]'") from err
-    from e2h.serve.app import create_app
-    from e2h.serve.server import uvicorn_config
+    from e2h.serve.app import create_app  # local: imports fastapi (e2h[serve])
 
     uvicorn.Server(uvicorn_config(create_app(settings), settings, args.log_level)).run()
     return 0

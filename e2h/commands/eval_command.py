@@ -31,10 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from e2h import curves, rerank
+from e2h.config import add_config_arguments, config_from_args
+from e2h.grading import GRADER_VERSION, grade_many, normalize_answer
+from e2h.grading.compare import DEFAULT_REL_TOL, NUMERIC_CONVENTIONS
 from e2h.grading.extract import completion_answer
 from e2h.jsonl import RecordError, read_jsonl, write_json
 from e2h.layout import RunLayout
 from e2h.records import EASY_LEVELS, HARD_LEVELS, Sample, jsonl_files
+from e2h.report import write_report
 from e2h.text_format import ends_with_answer, split_solution
 
 METRICS_VERSION = 1
@@ -111,8 +115,6 @@ class Grades:
 def grade_samples(samples: list[Sample], timeout_s: float, workers: int, cache_path: Path | None = None,
                   regrade: bool = True, numeric: str = "exact", rel_tol: float = 1e-9, mode: str = "e2h") -> Grades:
     """Grade every sample once: distinct (answer, gold) pairs go to ``grade_many`` (cached on disk)."""
-    from e2h.grading import GRADER_VERSION, grade_many, normalize_answer
-
     if not regrade and all(s.correct is not None for s in samples):
         keys = [normalize_answer(s.pred_answer) or None if s.pred_answer is not None else None for s in samples]
         return Grades(keys, [bool(s.correct) and k is not None for s, k in zip(samples, keys)],
@@ -243,8 +245,6 @@ def group_answers(problems: list[list[int]], grades: Grades, grouping: str,
 def grouping_comparer(cfg, grades: Grades, numeric: str | None = None,
                       rel_tol: float | None = None, mode: str | None = None) -> rerank.GraderSameAnswer:
     """The grader equivalence that groups answers, under the grader and numeric convention the grades used."""
-    from e2h.grading.compare import DEFAULT_REL_TOL, NUMERIC_CONVENTIONS
-
     numeric = numeric or (grades.numeric if grades.numeric in NUMERIC_CONVENTIONS else "exact")
     rel_tol = rel_tol or grades.rel_tol or DEFAULT_REL_TOL
     return rerank.GraderSameAnswer(cfg.grader_timeout_s, cfg.grader_workers, numeric, rel_tol,
@@ -394,8 +394,6 @@ def _numeric_convention(grades: Grades) -> str:
 
 def evaluate(config, samples_path: str | Path, out_dir: str | Path) -> dict:
     """Grade, rerank, write metrics.json + report.md + report.html into out_dir; returns the metrics."""
-    from e2h.report import write_report
-
     out_dir = Path(out_dir)
     paths = sample_files(samples_path)
     samples = load_samples(paths)
@@ -424,8 +422,6 @@ def _finite(obj):
 
 # ------------------------------------------------------------------------------------------------- command
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from e2h.cli import add_config_arguments
-
     add_config_arguments(parser)
     parser.add_argument("--samples", help="samples JSONL or folder (default: eval.samples, else <run>/scored "
                                           "or <run>/samples)")
@@ -444,8 +440,6 @@ def default_samples_path(config) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from e2h.cli import config_from_args
-
     config = config_from_args(args)
     samples = Path(args.samples) if args.samples else default_samples_path(config)
     out_dir = Path(args.out) if args.out else RunLayout(config).eval_dir

@@ -2,7 +2,7 @@
 
 API (everything a recipe needs, in the order it calls it)::
 
-    from e2h import training
+    import training
 
     dist = training.init_distributed()                 # torchrun / deepspeed launcher env, or a lone process
     micro, accum = training.batch_plan(cfg, dist.world_size)   # global = micro * accum * world_size
@@ -46,7 +46,7 @@ API (everything a recipe needs, in the order it calls it)::
   loop checks after each optimizer step, collectively; the recipe then saves a checkpoint on every rank and
   raises :class:`Stopped`, which the CLI turns into exit code :data:`EXIT_STOPPED` (75, EX_TEMPFAIL: "saved,
   run me again"). The next run with the same config resumes at the saved step.
-- Logs: the ``report_to`` tracker (e2h.tracking: TensorBoard scalars under ``<out>/tensorboard`` by default,
+- Logs: the ``report_to`` tracker (training.tracking: TensorBoard scalars under ``<out>/tensorboard`` by default,
   wandb, none) and ``<out>/train_log.jsonl`` (rank 0), tqdm on rank 0.
 """
 
@@ -67,6 +67,7 @@ from typing import Any, Callable, Iterator
 
 from e2h.config import OptimSection, TrainSection, resolve_shipped_file
 from e2h.loopback import LOOPBACK, free_port
+from training.tracking import make_tracker
 
 
 def freeze_embeddings_and_norms(model) -> int:
@@ -428,7 +429,7 @@ def save_final(engine, out_dir: str | os.PathLike, save_hf: SaveHF) -> None:
 
 
 class TrainLogger:
-    """Scalars to the ``report_to`` tracker (e2h.tracking: TensorBoard by default, wandb, none) +
+    """Scalars to the ``report_to`` tracker (training.tracking: TensorBoard by default, wandb, none) +
     ``train_log.jsonl`` + a tqdm bar, all on rank 0 only."""
 
     def __init__(self, dist: DistContext, out_dir: str | os.PathLike, total_steps: int, initial_step: int = 0,
@@ -439,8 +440,6 @@ class TrainLogger:
         if not self.enabled:
             return
         from tqdm.auto import tqdm
-
-        from e2h.tracking import make_tracker
 
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         self.tracker = make_tracker(report_to, out_dir, run_name=f"{desc}-{Path(out_dir).resolve().name}",

