@@ -65,7 +65,7 @@ def model_texts(problem: Problem) -> str:
 
 
 def world_tokenizer(texts: list[str], vocab_size: int, split_digits: bool = True):
-    """e2h.tiny_models' byte-level BPE, then every digit made its own token.
+    """e2h.world.tiny_models' byte-level BPE, then every digit made its own token.
 
     A number is read digit by digit, so level 4-5 numbers (larger than any in training) are made of the same
     tokens the model learned on levels 1-3, instead of unseen multi-digit merges (``tokenizer.split_digits``;
