@@ -15,7 +15,8 @@ vLLM 0.32 weight sync: TRL 1.16 pushes each trained parameter into the colocated
 ``load_weights``, which vLLM 0.32 rejects once the model is loaded ("'Parameter' object has no attribute
 'weight_loader'", seen on the CPU build). The model runner's in-place ``reload_weights(weights_iterator=...)``
 takes the same (name, tensor) pairs, so the trainer's generation object syncs through it
-(:func:`reload_in_place`); tests/test_grpo_world.py checks that the engine samples from the trained weights.
+(:func:`reload_in_place`); tests/test_ppo_world.py (``test_grpo_raises_training_reward_with_vllm_in_sync``)
+checks that the engine samples from the trained weights.
 """
 
 from __future__ import annotations

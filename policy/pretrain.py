@@ -43,9 +43,6 @@ _NOT_IN_CORPUS = {"train_per_level", "flawed_per_problem", "flaw_weights", "afte
 
 @functools.lru_cache(maxsize=8)
 def _corpus_digest(world_json: str) -> str:
-    from e2h.world import generate_world
-    from e2h.world.corpus import build_corpus
-
     world = WorldSection.model_validate_json(world_json)
     splits = generate_world(world)
     texts = [d.text for d in build_corpus(world, splits["validation"] + splits["test"])]
@@ -97,7 +94,7 @@ def build_base(cfg: RunConfig, force: bool = False) -> dict:
 
     texts = [d.text for d in documents]
     if cfg.tokenizer.path:
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer  # local: transformers takes seconds to import
 
         tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer.path)
     else:

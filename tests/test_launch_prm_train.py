@@ -26,10 +26,6 @@ def e2h(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 @pytest.mark.distributed
 def test_two_process_prm_training_through_run_local(tmp_path):
-    from e2h.commands.cli import COMMANDS
-
-    if "train-prm" not in {name for name, _, _ in COMMANDS}:
-        pytest.skip("`e2h train-prm` is not registered in e2h/commands/cli.py yet (issue 4)")
     out = tmp_path / "run"
     overrides = [f"run.out_dir={out}", "world.train_per_level=12", "world.validation_per_level=2",
                  "world.test_per_level=2", "prm.epochs=1", "prm.micro_batch_size=2", "prm.global_batch_size=8",

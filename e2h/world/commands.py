@@ -35,6 +35,8 @@ from e2h.layout import RunLayout
 from e2h.manifest import Manifest
 from e2h.records import Problem, save_records
 from e2h.text_format import STEP_SEPARATOR, format_prompt
+from e2h.world import generate_world
+from e2h.world.tiny_models import save_tiny_model, train_tokenizer
 
 STAGE = "world"
 SPLITS = ("train", "validation", "test")
@@ -73,9 +75,7 @@ def world_tokenizer(texts: list[str], vocab_size: int, split_digits: bool = True
     becomes one added token: byte-level pre-tokenization splits "\\n\\n3" into "\\n" + "\\n", so BPE alone never
     learns it, and a PRM reads step boundaries more easily from one token.
     """
-    from tokenizers import AddedToken, pre_tokenizers
-
-    from e2h.world.tiny_models import train_tokenizer
+    from tokenizers import AddedToken, pre_tokenizers  # local: `e2h --help` and the world's data need no tokenizers
 
     if split_digits:
         # merges are learned on digit-free text, so no vocabulary is spent on multi-digit tokens nobody will use
@@ -123,8 +123,6 @@ def token_lengths(tokenizer, splits: dict[str, list[Problem]]) -> dict[str, dict
 
 def build(cfg: RunConfig, force: bool = False) -> dict:
     """Generate and write the world and its tiny models; returns the summary (skips when already done)."""
-    from e2h.world import generate_world
-
     manifest = Manifest(RunLayout(cfg).manifest)
     key = fingerprint(cfg)
     if not force and manifest.is_done(STAGE) and manifest.entries[STAGE].get("fingerprint") == key:
@@ -141,7 +139,7 @@ def build(cfg: RunConfig, force: bool = False) -> dict:
 
     texts = [model_texts(p) for p in splits["train"]]
     if cfg.tokenizer.path:
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer  # local: transformers takes seconds to import
 
         tokenizer = AutoTokenizer.from_pretrained(cfg.tokenizer.path)
     else:
@@ -162,8 +160,6 @@ def build(cfg: RunConfig, force: bool = False) -> dict:
         if longest > sizes.max_position_embeddings:
             raise ValueError(f"the longest world text has {longest} tokens but {folder} holds "
                              f"{sizes.max_position_embeddings} (raise max_position_embeddings)")
-        from e2h.world.tiny_models import save_tiny_model
-
         with atomic_dir(models_dir / folder) as tmp:
             save_tiny_model(tmp, tokenizer, sizes, seed=seed)
         models[folder] = {"path": str(models_dir / folder), "parameters": _count_parameters(models_dir / folder)}
@@ -192,7 +188,7 @@ def _counts(problems: list[Problem]) -> dict[str, dict[str, int]]:
 
 
 def _count_parameters(folder: Path) -> int:
-    from safetensors import safe_open
+    from safetensors import safe_open  # local: only the summary reads weights
 
     with safe_open(str(folder / "model.safetensors"), framework="pt") as handle:
         return sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())

@@ -17,6 +17,7 @@ VLLM_CPU_HEAD_DIMS = (32, 64, 80, 96, 112, 128, 160, 192, 256)
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 512):
     """Train a byte-level BPE tokenizer on ``texts`` and wrap it as a PreTrainedTokenizerFast."""
+    # local, here and below: importing this module (e2h world, e2h pretrain) must not pay for transformers/torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
