@@ -22,6 +22,9 @@ MODULAR = world_problem("Find the remainder when 9 * 8 + 11 is divided by 7.",
                         ["9 * 8 = 72", "72 + 11 = 83", "83 mod 7 = 6"], "6")
 LINEAR = world_problem("Solve for x: 3(x - 4) + 5 = 20.", ["20 - 5 = 15", "15 / 3 = 5", "5 + 4 = 9"], "9")
 NEGATIVE = world_problem("Compute 4 - 11.", ["4 - 11 = -7"], "-7")
+REGROUP = world_problem("Compute 3 + (7 * 2 - 6 + 5) + 2.",
+                        ["7 * 2 = 14", "14 - 6 = 8", "8 + 5 = 13", "3 + 13 = 16", "16 + 2 = 18"], "18")
+PRODUCT = world_problem("Compute 2 * 3 * 4 / 6.", ["2 * 3 = 6", "6 * 4 = 24", "24 / 6 = 4"], "4")
 
 A = "# Answer\n\n"
 CASES = [
@@ -54,7 +57,23 @@ CASES = [
     ("linear", LINEAR, ["20 - 5 = 15", "15 / 3 = 5", "5 + 4 = 9", A + "9"], [True] * 4),
     ("linear wrong inverse", LINEAR, ["20 + 5 = 25", "25 / 3 = 25/3", A + "\\frac{25}{3}"], [False] * 3),
     ("negative", NEGATIVE, ["4 - 11 = -7", A + "-7", A + "7"], [True, True, False]),
-    ("unary minus", NEGATIVE, ["-11 + 4 = -7", "4 + -11 = -7", "4 - 11 = - 7"], [True, True, True]),
+    ("unary minus", NEGATIVE, ["-11 + 4 = -7", A + "-7"], [True, True]),
+    ("unary minus, operands swapped", NEGATIVE, ["4 + -11 = -7"], [True]),
+    ("spaced minus in the result", NEGATIVE, ["4 - 11 = - 7"], [True]),
+    # an expression problem is checked against what is left of it, not against one reference order
+    ("a sum regrouped", REGROUP, ["7 * 2 = 14", "14 - 6 = 8", "3 + 8 = 11", "11 + 5 = 16", "16 + 2 = 18", A + "18"],
+     [True] * 6),
+    ("a sum in another order", REGROUP, ["7 * 2 = 14", "3 + 14 = 17", "17 - 6 = 11", "5 + 11 = 16", "2 + 16 = 18"],
+     [True] * 5),
+    ("a difference taken out of the sum", REGROUP, ["7 * 2 = 14", "6 - 5 = 1", "14 - 1 = 13"], [True, True, True]),
+    ("a signed pair read with its sign", REGROUP, ["3 - 6 = -3", "-3 + 5 = 2"], [True, True]),
+    ("precedence still holds", REGROUP, ["3 + 7 = 10", "10 * 2 = 20"], [False, False]),
+    ("a sign dropped", REGROUP, ["7 * 2 = 14", "6 + 5 = 11", "14 - 11 = 3"], [True, False, False]),
+    ("a number used twice", REGROUP, ["7 * 2 = 14", "14 - 6 = 8", "14 + 5 = 19"], [True, True, False]),
+    ("a step repeated", CHAIN, ["3 * 7 = 21", "3 * 7 = 21", "21 + 5 = 26"], [True, False, True]),
+    ("a product regrouped", PRODUCT, ["3 * 4 = 12", "12 * 2 = 24", "24 / 6 = 4"], [True, True, True]),
+    ("a quotient taken first", PRODUCT, ["2 * 3 = 6", "6 / 6 = 1", "1 * 4 = 4"], [True, True, True]),
+    ("a factor divided into the wrong side", PRODUCT, ["3 * 6 = 18"], [False]),
 ]
 
 HOSTILE = [

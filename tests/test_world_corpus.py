@@ -49,8 +49,9 @@ def test_each_misconception_writes_its_wrong_steps_and_the_checker_flags_them(ru
     wrong = misconceived_steps(problem, rule)
     assert wrong == expected
     verdicts = check_steps(problem, wrong)
-    first = next(i for i, (a, b) in enumerate(zip(wrong, [*steps, f"# Answer\n\n{answer}"])) if a != b)
-    assert verdicts[first] is False and verdicts[-1] is False  # the first misconceived step and the answer
+    # a misconceived step and the answer are flagged; the first step that differs from the reference may still
+    # be correct ("8 - 2 = 6" in 8 - (2 + 3): the misconception shows at "6 + 3 = 9")
+    assert verdicts[-1] is False and False in verdicts[:-1], verdicts
 
 
 @pytest.mark.parametrize("rule,text,steps,answer", [

@@ -5,8 +5,12 @@ A reasoning step is correct when all three hold::
     "21 + 5 = 26"   1. it parses in the world's small grammar and its two sides are equal (exact SymPy numbers)
                     2. every number it uses is grounded: written in the problem, or produced by an earlier
                        step that was itself correct (so a step building on a wrong value is wrong)
-                    3. its value is one the problem needs: a value of some reference solution step
-                       (so "3 + 7 = 10" where the problem says 3 * 7 is wrong even though 3 + 7 is 10)
+                    3. it is a step the problem calls for: for a problem that is one integer expression
+                       (Arithmetic, Modular Arithmetic) it combines two numbers that the expression, as the
+                       earlier correct steps left it, lets it combine, in any grouping a sum or a product allows
+                       ("3 + 8 = 11" after "14 - 6 = 8" in 3 + (14 - 6 + 5)), and never across precedence
+                       ("3 + 7 = 10" in 3 + 7 * 2); for the other subjects its value is a value of a reference
+                       solution step (so "3 + 7 = 10" where the problem says 3 * 7 is wrong although 3 + 7 is 10)
 
 A world built with ``world.step_format: restated`` (e2h.world.restated) writes each step as its operation and
 the remaining expression; such steps have their own rule (``_check_restated``), chosen by the reference
@@ -136,6 +140,38 @@ def _checked(value: sympy.Rational) -> sympy.Rational:
     return value
 
 
+class _TreeParser(_Parser):
+    """The same grammar, building a tree instead of a value: ("n", value) or (op, left, right)."""
+
+    def expr(self):
+        node = self.term()
+        while self.peek() in ("+", "-"):
+            node = (self.take(), node, self.term())
+        return node
+
+    def term(self):
+        node = self.unary()
+        while self.peek() in ("*", "/", "mod"):
+            node = (self.take(), node, self.unary())
+        return node
+
+    def unary(self):
+        token = self.take()
+        if token == "-":  # a negative number an earlier step left ("-3 + 14"); "-(...)" is no world step
+            number = self.take()
+            if not number[0].isdigit():
+                raise Malformed("unary minus before a bracket")
+            return ("n", -sympy.Integer(int(number)))
+        if token == "(":
+            node = self.expr()
+            if self.take() != ")":
+                raise Malformed("unbalanced parenthesis")
+            return node
+        if token[0] in "0123456789":
+            return ("n", sympy.Integer(int(token)))
+        raise Malformed(f"unexpected {token!r}")
+
+
 @dataclass(frozen=True)
 class ParsedStep:
     value: sympy.Rational  # what the left side evaluates to
@@ -188,6 +224,144 @@ class Reference:
     numbers: frozenset[int]
     needed: frozenset[sympy.Rational]
     answer: sympy.Rational
+
+
+# ------------------------------------------------------------------------------------- the expression's state
+# A problem that is one integer expression ("Compute ...", "Find the remainder when ...") is checked against what
+# is left of it, not against one reference order: a sum may be added up in any grouping (3 + (8 + 5) is
+# (3 + 8) + 5), so "3 + 8 = 11" after "14 - 6 = 8" in 3 + (14 - 6 + 5) is a correct step although the reference
+# never writes 11, while "3 + 7 = 10" in 3 + 7 * 2 is not: the 7 belongs to the product. A state is a tree whose
+# + / - and * / / runs are flattened into chains; a number in a chain is kept signed (-6 in 20 - 6 + 3) or
+# inverted (1/4 in 8 / 4 * 3), an unevaluated part as (inverted, subtree). A step is correct when the
+# operations of its left side, done one by one, each combine two numbers of one chain (or take a "mod" of two
+# numbers) and the result replaces them. "6 - 3 = 3" in 20 - 6 + 3 is read as -(6 - 3), so it is correct too.
+MAX_STATES = 32  # a repeated number can match twice: every resulting state is kept, up to this many
+_FRACTION_LITERAL = re.compile(r"\d/\d")  # the Fractions subject writes 1/2 as one number, not a division
+_CHAIN = {"+": "sum", "-": "sum", "*": "prod", "/": "prod"}
+
+
+def _is_number(state) -> bool:
+    return not isinstance(state, tuple)
+
+
+def _chain_item(kind: str, inverted: bool, operand):
+    if not _is_number(operand):
+        return (inverted, operand)
+    return (False, (-operand if kind == "sum" else 1 / operand) if inverted else operand)
+
+
+def _state_of(node):
+    """The parse tree of _TreeParser as a state: a number, ("mod", left, right) or (kind, (item, ...))."""
+    if node[0] == "n":
+        return node[1]
+    if node[0] == "mod":
+        return ("mod", _state_of(node[1]), _state_of(node[2]))
+    kind = _CHAIN[node[0]]
+    inverse = "-" if kind == "sum" else "/"
+
+    def flatten(part, inverted):
+        if part[0] == "n" or _CHAIN.get(part[0]) != kind:
+            return [_chain_item(kind, inverted, _state_of(part))]
+        return flatten(part[1], inverted) + flatten(part[2], inverted != (part[0] == inverse))
+
+    return (kind, tuple(flatten(node, False)))
+
+
+def _collapsed(kind: str, items: tuple):
+    if len(items) > 1:
+        return (kind, items)
+    inverted, operand = items[0]
+    return (kind, items) if inverted else operand
+
+
+def _applied(state, op: str, left, right, result) -> list:
+    """Every state that the operation "left op right = result" can lead to from ``state`` (none: it does not apply)."""
+    if _is_number(state):
+        return []
+    if state[0] == "mod":
+        found = [result] if op == "mod" and state[1] == left and state[2] == right else []
+        found += [("mod", s, state[2]) for s in _applied(state[1], op, left, right, result)]
+        return found + [("mod", state[1], s) for s in _applied(state[2], op, left, right, result)]
+    kind, items = state
+    found = []
+    if _CHAIN.get(op) == kind:
+        # the two numbers as the chain holds them, and the result, for "left op right" or for its negation
+        # (reciprocal): "6 - 3 = 3" takes -6 and +3 from the chain and puts back -3
+        if kind == "sum":
+            right_held = right if op == "+" else -right
+            readings = [(left, right_held, result), (-left, -right_held, -result)]
+        else:
+            right_held = right if op == "*" else (1 / right if right != 0 else None)
+            readings = [(left, right_held, result)]
+            if right_held and left != 0 and result != 0:
+                readings.append((1 / left, 1 / right_held, 1 / result))
+        for want_left, want_right, put in readings:
+            for i, (_, value_i) in enumerate(items):
+                if not _is_number(value_i) or value_i != want_left:
+                    continue
+                for j, (_, value_j) in enumerate(items):
+                    if j != i and _is_number(value_j) and value_j == want_right:
+                        rest = tuple(item for k, item in enumerate(items) if k not in (i, j))
+                        found.append(_collapsed(kind, ((False, put),) + rest))
+    for k, (inverted, operand) in enumerate(items):
+        for inner in _applied(operand, op, left, right, result):
+            item = _chain_item(kind, inverted, inner)
+            found.append(_collapsed(kind, items[:k] + (item,) + items[k + 1:]))
+    return found
+
+
+def _operations(node) -> list[tuple[str, sympy.Rational, sympy.Rational, sympy.Rational]]:
+    """A step's left side as its operations in the order they are done: "3 * 7 + 5" -> (*, 3, 7, 21), (+, 21, 5, 26)."""
+    if node[0] == "n":
+        return []
+    first, second = _operations(node[1]), _operations(node[2])
+    left, right = _tree_value(node[1]), _tree_value(node[2])
+    return first + second + [(node[0], left, right, _tree_value(node))]
+
+
+def _tree_value(node) -> sympy.Rational:
+    if node[0] == "n":
+        return node[1]
+    left, right = _tree_value(node[1]), _tree_value(node[2])
+    if node[0] in ("/", "mod") and right == 0:
+        raise Malformed("division by zero")
+    if node[0] == "mod":
+        if not (left.is_integer and right.is_integer and right > 0):
+            raise Malformed("mod needs integers and a positive modulus")
+        return sympy.Mod(left, right)
+    return {"+": left + right, "-": left - right, "*": left * right}.get(node[0]) if node[0] != "/" else left / right
+
+
+def _is_expression_problem(problem: Problem) -> bool:
+    return EXPRESSION_PROBLEM.match(problem.problem) is not None and not _FRACTION_LITERAL.search(problem.problem)
+
+
+def _check_expression(problem: Problem, answer: sympy.Rational, steps: list[str]) -> list[bool | None]:
+    parser = _TreeParser(tokenize(_problem_expression(problem)))
+    states = [_state_of(parser.expr())]
+    verdicts: list[bool | None] = []
+    for step in steps:
+        if is_answer_step(step):
+            verdicts.append(parse_answer(_answer_text(step)) == answer)
+            continue
+        try:
+            parsed = parse_step(step)
+            tokens = tokenize(step.strip().removesuffix("."))
+            left = _TreeParser(tokens[:tokens.index("=")])
+            operations = _operations(left.expr())
+        except Malformed:
+            verdicts.append(False)
+            continue
+        following = states if operations and parsed.value == parsed.claimed else []
+        for operation in operations:
+            after = []
+            for state in following:
+                after += [s for s in _applied(state, *operation) if s not in after]
+            following = after[:MAX_STATES]
+        if following:
+            states = following
+        verdicts.append(bool(following))
+    return verdicts
 
 
 def reference_of(problem: Problem) -> Reference:
@@ -268,11 +442,12 @@ def check_steps(problem: Problem, steps: list[str]) -> list[bool | None]:
         check_steps(p, ["3 * 7 = 21", "21 + 5 = 27", "# Answer\\n\\n27"])   ->  [True, False, False]
         check_steps(p, ["3 + 7 = 10", "10 + 5 = 15", "# Answer\\n\\n26"])   ->  [False, False, True]
     """
-    if is_restated(problem):
+    if is_restated(problem) or _is_expression_problem(problem):
         answer = parse_answer(problem.answer)
         if answer is None:
             raise ValueError(f"problem {problem.id}: not a world problem (answer {problem.answer!r})")
-        return _check_restated(problem, answer, steps)
+        check = _check_restated if is_restated(problem) else _check_expression
+        return check(problem, answer, steps)
     ref = reference_of(problem)
     grounded = set(ref.numbers)
     verdicts: list[bool | None] = []
