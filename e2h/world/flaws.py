@@ -11,13 +11,15 @@ does: later steps redo their (correct) arithmetic on the wrong value, so the ans
     misstep     7 * 5 = 35      35 - 5 = 30     # Answer 30      first error: step 0 (the wrong operands)
 
 A misstep combines numbers the solution may use (the problem's numbers, earlier results), with the right
-operation and right arithmetic, but not the ones the expression combines: "8 - 2 = 6" for (8 - 5 - 2). It is the
+operation and right arithmetic, but not ones the expression lets it combine: "7 * 5 = 35" for 7 * 6 - 5 (while
+"8 - 2 = 6" for 8 - 5 - 2 regroups the difference and is correct, so it is never a misstep). It is the
 commonest first error of the world's policies on long problems, and the one a verifier can only catch by
 knowing which value the problem needs next, so the PRM needs it among its negatives. Its default weight is 0:
 the corpus's slips keep the four kinds above; ``world.flaw_weights`` turns it on for PRM data.
 
-Every flawed step's value is one the problem does not need, so the step checker flags it by construction
-(checker rules 1 or 3); steps before it are the reference's, hence correct.
+Every flawed step is one the step checker flags (a wrong value, or numbers the expression does not let it
+combine; a misstep is drawn again when the checker accepts it); steps before it are the reference's, hence
+correct.
 """
 
 from __future__ import annotations
@@ -197,7 +199,9 @@ def make_flaw(problem: Problem, plan: list[PlanStep], kind: str, index: int,
             wrong = apply_op(step.op, left, right)
             if wrong not in needed and (wrong > 0 or step.value <= 0):
                 texts, final = _propagate(plan, index, wrong, (left, step.op, right))
-                return FlawedSolution(texts + [answer_step(final)], first_error=index, kind=kind)
+                # "8 - 2 = 6" in 8 - 5 - 2 regroups the difference: a correct step, so no misstep
+                if first_error(problem, texts) == index:
+                    return FlawedSolution(texts + [answer_step(final)], first_error=index, kind=kind)
         return None
     raise ValueError(f"unknown flaw kind {kind!r}; expected one of {KINDS}")
 
