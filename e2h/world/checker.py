@@ -28,49 +28,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 import sympy
 
 from e2h.records import Problem
 from e2h.text_format import ANSWER_HEADER, is_answer_step, split_solution
+from e2h.world.expression import (EXPRESSION_PROBLEM, MAX_DIGITS, Malformed, Stuck,
+                                  parse_expression, problem_tree, tokenize)
+from e2h.world.generator import Node
 
-MAX_STEP_CHARS = 200
-MAX_TOKENS = 64
-MAX_DIGITS = 9
 MAX_DEPTH = 8
 MAX_ABS = 10**12
 MAX_ANSWER_CHARS = 60
 
-_TOKEN = re.compile(r"\s*(?:([0-9]+)|(mod)(?![A-Za-z])|([-+*/()=]))")
 _ANSWER_INT = re.compile(r"^(-?)([0-9]{1,12})$")
 _ANSWER_FRAC = re.compile(r"^(-?)\\[dt]?frac\{([0-9]{1,12})\}\{([0-9]{1,12})\}$")
 _ANSWER_SLASH = re.compile(r"^(-?)([0-9]{1,12})/([0-9]{1,12})$")
-# the problems whose question is one expression (Arithmetic, Modular Arithmetic)
-EXPRESSION_PROBLEM = re.compile(r"^(?:Compute (?P<compute>.+)\.|Find the remainder when (?P<mod>.+) is divided by "
-                         r"(?P<m>\d+)\.)$")
 _PROBLEM_NUMBER = re.compile(r"[0-9]+")  # ASCII digits only: "٣" is not a world number
-
-
-class Malformed(ValueError):
-    """A step outside the world's grammar or limits."""
-
-
-def tokenize(text: str) -> list[str]:
-    if len(text) > MAX_STEP_CHARS:
-        raise Malformed("step too long")
-    tokens, pos, end = [], 0, len(text.rstrip())
-    while pos < end:
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            raise Malformed(f"unexpected character at {pos}")
-        number, word, symbol = match.groups()
-        if number is not None and len(number) > MAX_DIGITS:
-            raise Malformed("number too long")
-        tokens.append(number or word or symbol)
-        if len(tokens) > MAX_TOKENS:
-            raise Malformed("too many tokens")
-        pos = match.end()
-    return tokens
 
 
 class _Parser:
@@ -138,38 +113,6 @@ def _checked(value: sympy.Rational) -> sympy.Rational:
     if abs(value.p) > MAX_ABS or abs(value.q) > MAX_ABS:
         raise Malformed("number too large")
     return value
-
-
-class _TreeParser(_Parser):
-    """The same grammar, building a tree instead of a value: ("n", value) or (op, left, right)."""
-
-    def expr(self):
-        node = self.term()
-        while self.peek() in ("+", "-"):
-            node = (self.take(), node, self.term())
-        return node
-
-    def term(self):
-        node = self.unary()
-        while self.peek() in ("*", "/", "mod"):
-            node = (self.take(), node, self.unary())
-        return node
-
-    def unary(self):
-        token = self.take()
-        if token == "-":  # a negative number an earlier step left ("-3 + 14"); "-(...)" is no world step
-            number = self.take()
-            if not number[0].isdigit():
-                raise Malformed("unary minus before a bracket")
-            return ("n", -sympy.Integer(int(number)))
-        if token == "(":
-            node = self.expr()
-            if self.take() != ")":
-                raise Malformed("unbalanced parenthesis")
-            return node
-        if token[0] in "0123456789":
-            return ("n", sympy.Integer(int(token)))
-        raise Malformed(f"unexpected {token!r}")
 
 
 @dataclass(frozen=True)
@@ -241,7 +184,7 @@ _CHAIN = {"+": "sum", "-": "sum", "*": "prod", "/": "prod"}
 
 
 def _is_number(state) -> bool:
-    return not isinstance(state, tuple)
+    return isinstance(state, Fraction)
 
 
 def _chain_item(kind: str, inverted: bool, operand):
@@ -250,19 +193,20 @@ def _chain_item(kind: str, inverted: bool, operand):
     return (False, (-operand if kind == "sum" else 1 / operand) if inverted else operand)
 
 
-def _state_of(node):
-    """The parse tree of _TreeParser as a state: a number, ("mod", left, right) or (kind, (item, ...))."""
-    if node[0] == "n":
-        return node[1]
-    if node[0] == "mod":
-        return ("mod", _state_of(node[1]), _state_of(node[2]))
-    kind = _CHAIN[node[0]]
+def _state_of(node: Node):
+    """A parsed expression (e2h.world.expression) as a state: a number, ("mod", left, right) or
+    (kind, (item, ...))."""
+    if node.op is None:
+        return node.value
+    if node.op == "mod":
+        return ("mod", _state_of(node.left), _state_of(node.right))
+    kind = _CHAIN[node.op]
     inverse = "-" if kind == "sum" else "/"
 
-    def flatten(part, inverted):
-        if part[0] == "n" or _CHAIN.get(part[0]) != kind:
+    def flatten(part: Node, inverted: bool) -> list:
+        if _CHAIN.get(part.op) != kind:
             return [_chain_item(kind, inverted, _state_of(part))]
-        return flatten(part[1], inverted) + flatten(part[2], inverted != (part[0] == inverse))
+        return flatten(part.left, inverted) + flatten(part.right, inverted != (part.op == inverse))
 
     return (kind, tuple(flatten(node, False)))
 
@@ -274,7 +218,7 @@ def _collapsed(kind: str, items: tuple):
     return (kind, items) if inverted else operand
 
 
-def _applied(state, op: str, left, right, result) -> list:
+def _applied(state, op: str, left: Fraction, right: Fraction, result: Fraction) -> list:
     """Every state that the operation "left op right = result" can lead to from ``state`` (none: it does not apply)."""
     if _is_number(state):
         return []
@@ -310,26 +254,11 @@ def _applied(state, op: str, left, right, result) -> list:
     return found
 
 
-def _operations(node) -> list[tuple[str, sympy.Rational, sympy.Rational, sympy.Rational]]:
+def _operations(node: Node) -> list[tuple[str, Fraction, Fraction, Fraction]]:
     """A step's left side as its operations in the order they are done: "3 * 7 + 5" -> (*, 3, 7, 21), (+, 21, 5, 26)."""
-    if node[0] == "n":
+    if node.op is None:
         return []
-    first, second = _operations(node[1]), _operations(node[2])
-    left, right = _tree_value(node[1]), _tree_value(node[2])
-    return first + second + [(node[0], left, right, _tree_value(node))]
-
-
-def _tree_value(node) -> sympy.Rational:
-    if node[0] == "n":
-        return node[1]
-    left, right = _tree_value(node[1]), _tree_value(node[2])
-    if node[0] in ("/", "mod") and right == 0:
-        raise Malformed("division by zero")
-    if node[0] == "mod":
-        if not (left.is_integer and right.is_integer and right > 0):
-            raise Malformed("mod needs integers and a positive modulus")
-        return sympy.Mod(left, right)
-    return {"+": left + right, "-": left - right, "*": left * right}.get(node[0]) if node[0] != "/" else left / right
+    return [*_operations(node.left), *_operations(node.right), (node.op, node.left.value, node.right.value, node.value)]
 
 
 def _is_expression_problem(problem: Problem) -> bool:
@@ -337,8 +266,7 @@ def _is_expression_problem(problem: Problem) -> bool:
 
 
 def _check_expression(problem: Problem, answer: sympy.Rational, steps: list[str]) -> list[bool | None]:
-    parser = _TreeParser(tokenize(_problem_expression(problem)))
-    states = [_state_of(parser.expr())]
+    states = [_state_of(problem_tree(problem.problem))]
     verdicts: list[bool | None] = []
     for step in steps:
         if is_answer_step(step):
@@ -346,10 +274,8 @@ def _check_expression(problem: Problem, answer: sympy.Rational, steps: list[str]
             continue
         try:
             parsed = parse_step(step)
-            tokens = tokenize(step.strip().removesuffix("."))
-            left = _TreeParser(tokens[:tokens.index("=")])
-            operations = _operations(left.expr())
-        except Malformed:
+            operations = _operations(parse_expression(step.strip().removesuffix(".").partition("=")[0]))
+        except (Malformed, Stuck):
             verdicts.append(False)
             continue
         following = states if operations and parsed.value == parsed.claimed else []

@@ -33,6 +33,7 @@ from e2h.records import Problem
 from e2h.text_format import format_solution, is_answer_step, split_solution
 from e2h.world import restated
 from e2h.world.checker import first_error, is_restated
+from e2h.world.expression import Stuck, problem_tree
 from e2h.world.generator import Node, answer_step, apply_op, step_text
 
 KINDS = ("arithmetic", "operation", "operand", "answer", "misstep")
@@ -252,7 +253,7 @@ def make_restated_flaw(problem: Problem, tree: Node, kind: str, index: int,
             if value == tree.value:
                 return None
             steps = [*lines, answer_step(value)]
-    except restated.Stuck:
+    except Stuck:
         return None
     error = first_error(problem, steps)
     return None if error is None else FlawedSolution(steps, first_error=error, kind=kind)
@@ -282,7 +283,7 @@ def flawed_solutions(problem: Problem, rng: random.Random, k: int,
         raise ValueError(f"unknown flaw kind(s) {sorted(unknown)}; expected some of {KINDS}")
     kind_weights = [weights.get(kind, 0.0) for kind in KINDS]
     if is_restated(problem):
-        tree = restated.problem_tree(problem.problem)
+        tree = problem_tree(problem.problem)
         steps = restated.operations(tree)
 
         def draw(kind: str) -> FlawedSolution | None:

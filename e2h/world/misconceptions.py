@@ -24,7 +24,8 @@ from typing import Callable
 from e2h.records import Problem
 from e2h.text_format import split_solution
 from e2h.world import restated
-from e2h.world.checker import EXPRESSION_PROBLEM, is_restated
+from e2h.world.checker import is_restated
+from e2h.world.expression import EXPRESSION_PROBLEM, Stuck, problem_tree
 from e2h.world.flaws import PlanStep, plan_of, replay_step
 from e2h.world.generator import answer_step, apply_op, step_text
 
@@ -112,13 +113,13 @@ def misconceived_steps(problem: Problem, rule: str) -> list[str] | None:
 
 def _restated_misconception(problem: Problem, rule: str) -> list[str] | None:
     """The same rules in the restated format (e2h.world.restated): each line the author writes under them."""
-    tree = restated.problem_tree(problem.problem)
+    tree = problem_tree(problem.problem)
     try:
         if rule == "left_to_right":
             lines, value = restated.left_to_right(tree)
         else:
             lines, value = restated.reduce_chain(tree, rule=STEP_RULES[rule])
-    except (restated.Stuck, ValueError):
+    except (Stuck, ValueError):
         return None
     steps = [*lines, answer_step(value)]
     return None if steps == split_solution(problem.solution or "") else steps

@@ -34,93 +34,14 @@ import re
 from fractions import Fraction
 from typing import Callable
 
-from e2h.world.checker import EXPRESSION_PROBLEM, Malformed, tokenize
+from e2h.world.expression import (Malformed, Stuck, combine, evaluate, parse_expression, problem_tree,
+                                  tokenize)
 from e2h.world.generator import Node, answer_step, apply_op, step_text
 
 SUBJECTS = ("Arithmetic", "Modular Arithmetic")
 
 
 Path = tuple[str, ...]  # "L" / "R" moves from the root to a node
-
-
-class Stuck(ValueError):
-    """A (wrong) chain reached an operation with no value: a division by zero, a remainder of a fraction."""
-
-
-# ----------------------------------------------------------------------------------------------- reading
-class _TreeParser:
-    """expr := term (('+'|'-') term)* ; term := unary (('*'|'/'|'mod') unary)* ; unary := '-' unary | '(' expr ')'
-    | INT, left-associative, so parsing a rendered tree gives back the same tree."""
-
-    def __init__(self, tokens: list[str]):
-        self.tokens, self.pos = tokens, 0
-
-    def peek(self) -> str | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self) -> str:
-        if self.pos >= len(self.tokens):
-            raise Malformed("unexpected end")
-        self.pos += 1
-        return self.tokens[self.pos - 1]
-
-    def expr(self) -> Node:
-        node = self.term()
-        while self.peek() in ("+", "-"):
-            node = combine(node, self.take(), self.term())
-        return node
-
-    def term(self) -> Node:
-        node = self.unary()
-        while self.peek() in ("*", "/", "mod"):
-            node = combine(node, self.take(), self.unary())
-        return node
-
-    def unary(self) -> Node:
-        token = self.take()
-        if token == "-":
-            inner = self.unary()
-            if inner.op is not None:
-                raise Malformed("a minus sign before a bracket")
-            return Node(-inner.value)
-        if token == "(":
-            node = self.expr()
-            if self.take() != ")":
-                raise Malformed("unbalanced parenthesis")
-            return node
-        if token[0] in "0123456789":
-            return Node(Fraction(int(token)))
-        raise Malformed(f"unexpected {token!r}")
-
-
-def combine(left: Node, op: str, right: Node) -> Node:
-    return Node(evaluate(left.value, op, right.value), op, left, right)
-
-
-def evaluate(left: Fraction, op: str, right: Fraction) -> Fraction:
-    if op in ("/", "mod") and right == 0 or op == "mod" and (left.denominator != 1 or right.denominator != 1
-                                                             or right < 0):
-        raise Stuck(f"{left} {op} {right}")
-    return apply_op(op, left, right)
-
-
-def parse_expression(text: str) -> Node:
-    parser = _TreeParser(tokenize(text))
-    node = parser.expr()
-    if parser.pos != len(parser.tokens):
-        raise Malformed("trailing tokens")
-    return node
-
-
-def problem_tree(problem_text: str) -> Node | None:
-    """The expression a problem asks for, a remainder problem's ``mod`` at the root; None for other subjects."""
-    match = EXPRESSION_PROBLEM.match(problem_text)
-    if match is None:
-        return None
-    tree = parse_expression(match["compute"] or match["mod"])
-    if match["m"] is not None:
-        tree = combine(tree, "mod", Node(Fraction(int(match["m"]))))
-    return tree
 
 
 def operations(tree: Node) -> int:
