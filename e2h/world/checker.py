@@ -18,8 +18,8 @@ solution's format.
 
 The answer step ``"# Answer\\n\\n{ans}"`` is correct iff ``ans`` equals the problem's answer (``11/12`` and
 ``\\frac{11}{12}`` are the same value). Model output is untrusted text: it is never eval'd or sympify'd; a
-hand-written tokenizer and recursive-descent parser accept only integers, ``+ - * / mod ( ) =`` and build
-SymPy numbers, under limits on length, tokens, digits, nesting and magnitude. Anything else (prose,
+hand-written tokenizer (e2h.world.expression) and recursive-descent parser accept only integers,
+``+ - * / mod ( ) =`` and build SymPy numbers, under limits on length, tokens, digits, nesting and magnitude. Anything else (prose,
 ``__import__('os')``, ``9**9**9**9``, a 10,000-character line) is simply an incorrect step, decided in
 microseconds.
 """
