@@ -438,7 +438,7 @@ class PPOSection(OptimSection):
     kv_cache_gib: float | None = Field(default=None, description="rollout engine's KV cache (None: vLLM's default)")
     forward_batch_size: int = Field(16, description='sequences per no-grad forward (logprobs, values, PRM scores)')
     validation_size: int | None = Field(default=None, description=(
-        'validation problems used for greedy validation (None = all)'))
+        'validation problems used for greedy validation: a fixed random subset of this many (None = all)'))
     seed: int = Field(0, description='seed of prompt order, rollouts and model init')
 
 

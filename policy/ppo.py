@@ -125,12 +125,16 @@ def actor_state_dict(engine) -> dict:
 
 
 def load_prompt_set(path: Path, tokenizer, max_prompt_tokens: int, limit: int | None = None) -> list[Problem]:
-    """Problems whose prompt fits ``max_prompt_tokens`` (longer ones are dropped, as in the reference)."""
+    """Problems whose prompt fits ``max_prompt_tokens`` (longer ones are dropped, as in the reference); with
+    ``limit``, a fixed random subset of that many, in file order. Not the first rows: prompt files are sorted by
+    level, and the first 100 of the world's validation split hold no level 4-5 problem."""
     problems = [p for p in load_records(path, Problem)
                 if len(tokenizer(format_prompt(p.problem))["input_ids"]) <= max_prompt_tokens]
     if not problems:
         raise ConfigError(f"{path}: no problem has a prompt of at most {max_prompt_tokens} tokens")
-    return problems[:limit]
+    if limit is not None and limit < len(problems):
+        problems = [problems[i] for i in sorted(random.Random(0).sample(range(len(problems)), limit))]
+    return problems
 
 
 def validate(generator, tokenizer, problems: list[Problem], max_tokens: int, timeout_s: float, dist,

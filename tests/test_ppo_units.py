@@ -78,3 +78,21 @@ def test_response_offsets_non_canonical_split(tokenizer):
     assert "".join(text[lo:hi] for lo, hi in offsets) == text
     spans = char_to_token_spans(offsets, separator_char_spans(text))
     assert [tokenizer.decode(ids[lo:hi]) for lo, hi in spans] == ["\n\n"]
+
+
+def test_the_validation_subset_spans_every_level(tmp_path):
+    from e2h.records import Problem, save_records
+    from policy.ppo import load_prompt_set
+
+    path = tmp_path / "prompts_validation.jsonl"
+    rows = [Problem(id=f"p{level}-{i}", problem=f"Compute {level} + {i}.", answer="0", level=level)
+            for level in range(1, 6) for i in range(20)]  # sorted by level, as the prompt files are
+    save_records(path, rows)
+    words = lambda text: {"input_ids": text.split()}  # noqa: E731 (a tokenizer stand-in: only lengths are read)
+    subset = load_prompt_set(path, words, max_prompt_tokens=100, limit=40)
+    assert len(subset) == 40 and len({p.id for p in subset}) == 40
+    assert {p.level for p in subset} == {1, 2, 3, 4, 5}  # the first 40 rows would be levels 1-2 only
+    order = [p.id for p in rows]
+    assert [order.index(p.id) for p in subset] == sorted(order.index(p.id) for p in subset)  # file order
+    assert [p.id for p in load_prompt_set(path, words, 100, limit=40)] == [p.id for p in subset]  # fixed
+    assert len(load_prompt_set(path, words, 100)) == 100
