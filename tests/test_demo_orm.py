@@ -123,8 +123,11 @@ def test_a_changed_key_reruns_its_stage_and_every_later_one(override, first_chan
     assert changed == names[names.index(first_changed):], (override, changed)
 
 
-def test_the_run_folder_and_the_model_paths_are_not_settings():
+def test_the_run_folder_is_not_a_setting_but_a_given_model_is():
     base = config("prm")
     moved = base.model_copy(deep=True)
-    moved.run.out_dir, moved.policy.path = "elsewhere", "some/model"
+    moved.run.out_dir = "elsewhere"
     assert fingerprints(base) == fingerprints(moved)
+    given = base.model_copy(deep=True)
+    given.prm_backbone.path = "some/pretrained/model"
+    assert differing_stages(base, given)[0] == "world"

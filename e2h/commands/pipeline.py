@@ -192,9 +192,8 @@ STAGE_READS: dict[str, tuple[str, ...]] = {
 for _upper_bound, _same in (("prm_pool_all", "prm_pool"), ("prm_all", "prm"), ("score_all", "score"),
                             ("eval_all", "eval")):
     STAGE_READS[_upper_bound] = STAGE_READS[_same]
-# keys that are not settings: the run's own folder and name, and the model paths the base / world / models
-# stages point later stages at (they follow from what those stages read)
-_NOT_SETTINGS = {"run": {"out_dir", "name"}, "tokenizer": {"path"}, "policy": {"path"}, "prm_backbone": {"path"}}
+# keys that are not settings: the run's own folder and name (a moved run directory stays done)
+_NOT_SETTINGS = {"run": {"out_dir", "name"}}
 
 
 def _read(cfg: RunConfig, name: str):
@@ -211,7 +210,8 @@ def pool_kind(cfg: RunConfig) -> str:
 
 def stage_fingerprint(stage: "Stage", cfg: RunConfig, before: str) -> str:
     """What decides the stage's outputs: what it reads (STAGE_READS), its own extra (the base's hash, the pool's
-    PRM kind), and the fingerprint of the stage before it."""
+    PRM kind), and the fingerprint of the stage before it. ``cfg`` is the run's config as given, before the base,
+    world and models stages point it at the models they built (those paths follow from what they read)."""
     reads = {name: _read(cfg, name) for name in STAGE_READS[stage.name]}
     extra = stage.fingerprint(cfg) if stage.fingerprint else None
     payload = json.dumps({"reads": reads, "extra": extra, "before": before}, sort_keys=True, default=str)
@@ -434,10 +434,10 @@ def run_demo(cfg: RunConfig, with_ppo: bool = False, force: bool = False, log=pr
     timings: dict[str, float] = {}
     started = time.perf_counter()
     stages = demo_stages(cfg, with_ppo, with_upper_bound)
-    fingerprint = ""
+    settings, fingerprint = cfg, ""
     for index, stage in enumerate(stages, start=1):
         key = f"demo/{stage.name}"
-        fingerprint = stage_fingerprint(stage, cfg, fingerprint)
+        fingerprint = stage_fingerprint(stage, settings, fingerprint)
         if manifest.is_done(key) and manifest.entries[key].get("fingerprint") == fingerprint:
             log(f"[{index}/{len(stages)}] {stage.name:9s} done already ({stage.describe})")
             timings[stage.name] = 0.0
