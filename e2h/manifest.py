@@ -24,6 +24,23 @@ def file_checksum(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+# the files that make a model folder what it is (weights, sizes, vocabulary)
+_MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf", ".json", ".model")
+
+
+def model_identity(model: str | os.PathLike) -> str:
+    """Which model ``model`` is now: for a local folder, the name, size and modification time of each of its
+    weight, config and tokenizer files (cheap for a 34B checkpoint, and a model retrained in place at the same
+    path gets another identity, so what was sampled or scored with the old one is not reused); a hub id or a path
+    that does not exist is its own identity."""
+    folder = Path(model)
+    if not folder.is_dir():
+        return str(model)
+    files = sorted(f for f in folder.iterdir() if f.is_file() and f.name.endswith(_MODEL_FILE_SUFFIXES))
+    stamp = [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    return f"{folder.resolve()}@" + hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16]
+
+
 def count_lines(path: str | os.PathLike) -> int:
     with open(path, "rb") as handle:
         return sum(1 for line in handle if line.strip())

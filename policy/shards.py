@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from e2h.manifest import Manifest
+from e2h.manifest import Manifest, model_identity
 from e2h.records import Problem, Sample, iter_records, save_records
 from e2h.text_format import format_prompt
 from policy.generator import Generator, GenerationParams, request_seed
@@ -53,7 +53,8 @@ def plan_shards(problems: list[Problem], shard_size: int) -> list[Shard]:
 
 def run_fingerprint(model: str, params: GenerationParams, run_seed: int, cut_after_answer: bool) -> dict[str, Any]:
     """What, besides the problems, decides a shard's rows; a finished shard is reused only if this matches."""
-    return {"model": str(model), "sampling": params.as_dict(), "seed": run_seed, "cut_after_answer": cut_after_answer}
+    return {"model": model_identity(model), "sampling": params.as_dict(), "seed": run_seed,
+            "cut_after_answer": cut_after_answer}
 
 
 def shard_fingerprint(shard: Shard, run: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from e2h.config import add_config_arguments, config_from_args
 from e2h.layout import RunLayout
-from e2h.manifest import Manifest, file_checksum
+from e2h.manifest import Manifest, file_checksum, model_identity
 from e2h.ray_cluster import import_ray, start_ray
 from e2h.records import Sample, iter_records, save_records
 from e2h.rerank import AGGREGATIONS, aggregate_steps, select_steps
@@ -285,7 +285,7 @@ def load_unit(path: Path, start: int, end: int) -> list[Sample]:
 
 
 def unit_fingerprint(model_path: str, path: Path, start: int, end: int, steps: str = "reasoning_and_answer") -> str:
-    key = [str(Path(model_path).resolve()), file_checksum(path), start, end]
+    key = [model_identity(model_path), file_checksum(path), start, end]
     key = json.dumps(key if steps == "reasoning_and_answer" else key + [steps])  # default: earlier runs still match
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 

@@ -10,7 +10,7 @@ from conftest import world_sample as sample, wrong_answer as wrong
 
 from e2h.config import WorldSection
 from e2h.grading import grade
-from e2h.commands.pipeline import (data_stage_config, demo_config, demo_stages, prm_kind_fingerprint, prm_pool_rows)
+from e2h.commands.pipeline import data_stage_config, demo_config, demo_stages, prm_pool_rows, stage_fingerprint
 from e2h.records import Sample
 from e2h.text_format import is_answer_step
 from e2h.world import generate_world, world_step_examples
@@ -90,8 +90,44 @@ def test_the_data_stage_prepares_step_rows_and_the_kind_reaches_the_prm_stages()
     math = demo_config(CONFIG, ["data.source=math", "prm.kind=orm"], "runs/unused", None)
     assert data_stage_config(math).prm.kind == "orm"  # e2h data prepare reads data.orm_samples there
     assert [s.name for s in demo_stages(orm, with_ppo=False)] == [s.name for s in demo_stages(prm, with_ppo=False)]
-    stages = {s.name: s for s in demo_stages(orm, with_ppo=True, with_upper_bound=True)}
-    for name in ("prm_pool", "prm", "score", "eval", "prm_pool_all", "prm_all", "score_all", "eval_all", "ppo"):
-        assert stages[name].fingerprint is prm_kind_fingerprint, name
-    assert prm_kind_fingerprint(prm) is None  # runs made with the default stay done
-    assert prm_kind_fingerprint(orm) != prm_kind_fingerprint(config("orm"))
+    # the kind reruns the pool and every stage after it, and nothing before it
+    changed = differing_stages(prm, orm)
+    assert changed[0] == "prm_pool" and "sft" not in changed and changed[-1] == "ppo", changed
+
+
+def fingerprints(cfg) -> dict[str, str]:
+    chain, before = {}, ""
+    for stage in demo_stages(cfg, with_ppo=True, with_upper_bound=True):
+        chain[stage.name] = before = stage_fingerprint(stage, cfg, before)
+    return chain
+
+
+def differing_stages(one, two) -> list[str]:
+    first, second = fingerprints(one), fingerprints(two)
+    return [name for name in first if first[name] != second[name]]
+
+
+@pytest.mark.parametrize("override, first_changed", [
+    ("sft.lr=1e-4", "sft"),
+    ("prm.lr=1e-4", "prm"),
+    ("demo.eval_split=validation", "sample"),
+    ("score.steps=reasoning", "score"),
+    ("eval.resamples=7", "eval"),
+    ("world.train_per_level=7", "world"),  # not in the corpus: the base stays
+    ("world.test_per_level=7", "base"),  # the corpus leaves out the test problems: a new base
+])
+def test_a_changed_key_reruns_its_stage_and_every_later_one(override, first_changed):
+    base = config("prm")
+    changed = differing_stages(base, demo_config(CONFIG, ["prm.kind=prm", override], "runs/unused", None))
+    names = list(fingerprints(base))
+    assert changed == names[names.index(first_changed):], (override, changed)
+
+
+def test_the_run_folder_is_not_a_setting_but_a_given_model_is():
+    base = config("prm")
+    moved = base.model_copy(deep=True)
+    moved.run.out_dir = "elsewhere"
+    assert fingerprints(base) == fingerprints(moved)
+    given = base.model_copy(deep=True)
+    given.prm_backbone.path = "some/pretrained/model"
+    assert differing_stages(base, given)[0] == "world"

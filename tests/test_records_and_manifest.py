@@ -3,7 +3,7 @@ import json
 import pytest
 
 from e2h.jsonl import RecordError, write_jsonl
-from e2h.manifest import Manifest
+from e2h.manifest import Manifest, model_identity
 from e2h.records import Problem, Sample, StepExample, load_records, save_records
 
 
@@ -73,3 +73,18 @@ def test_manifest_detects_changed_or_missing_outputs(tmp_path):
     assert not reloaded.is_done("shard-0")
     with pytest.raises(FileNotFoundError):
         manifest.mark_done("shard-1", [tmp_path / "missing.jsonl"])
+
+
+def test_model_identity_follows_the_weights_not_the_path(tmp_path):
+    model = tmp_path / "prm"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"first")
+    (model / "train_log.jsonl").write_text("{}\n")
+    first = model_identity(model)
+    assert model_identity(model) == first and str(model.resolve()) in first
+    (model / "train_log.jsonl").write_text("{}\n{}\n")  # not part of the model
+    assert model_identity(model) == first
+    (model / "model.safetensors").write_bytes(b"second")  # retrained in place
+    assert model_identity(model) != first
+    assert model_identity("EleutherAI/llemma_7b") == "EleutherAI/llemma_7b"  # a hub id is its own identity

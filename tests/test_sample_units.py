@@ -144,3 +144,16 @@ def test_recipe_with_transformers_backend_writes_shards_and_skips_them_on_rerun(
     # a changed sampling parameter invalidates every shard
     changed = run_sampling(load_config(None, overrides + ["sample.temperature=0.5"]))
     assert changed.shards_skipped == 0 and changed.samples == 10
+
+
+def test_a_model_retrained_in_place_does_not_reuse_its_samples(tmp_path):
+    model = tmp_path / "sft"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"old weights")
+    shard = plan_shards(problems(2), 2)[0]
+    before = shard_fingerprint(shard, run_fingerprint(str(model), GenerationParams(n=2), 0, True))
+    assert before == shard_fingerprint(shard, run_fingerprint(str(model), GenerationParams(n=2), 0, True))
+    (model / "model.safetensors").write_bytes(b"new weights, same path")
+    after = shard_fingerprint(shard, run_fingerprint(str(model), GenerationParams(n=2), 0, True))
+    assert after != before

@@ -33,6 +33,7 @@ directory afresh. The end prints the per-stage timing table and the easy-to-hard
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -171,11 +172,50 @@ def prm_pool_rows(cfg: RunConfig, pool: list[Problem], samples: list[Sample],
     return outcome if cfg.prm.kind == "orm" else oprm_examples(steps, outcome)
 
 
-def prm_kind_fingerprint(cfg: RunConfig) -> str | None:
-    """What the PRM's data depend on beyond the pool: None for prm (runs made before orm / oprm stay done)."""
-    if cfg.prm.kind == "prm":
-        return None
-    return f"prm.kind={cfg.prm.kind}, data.orm_max_ratio={cfg.data.orm_max_ratio}"
+# The config sections (or single keys) each stage reads. A stage's fingerprint hashes them with the fingerprint
+# of the stage before it, so a changed key reruns its stage and every stage after it (`e2h demo prm.lr=1e-4` on a
+# finished run retrains the PRM, then scores and evaluates again; the policy and its samples stay).
+STAGE_READS: dict[str, tuple[str, ...]] = {
+    "base": (),  # its own hash (policy.pretrain.base_fingerprint) says what decides the base
+    "models": ("demo.base_model",),
+    "world": ("run", "world", "tokenizer", "policy", "prm_backbone", "demo.policy_init", "demo.prm_init"),
+    "data": ("data",),
+    "sft": ("sft",),
+    "prm_pool": ("demo.prm_pool_problems", "demo.prm_pool_samples", "demo.prm_pool_temperature", "sample"),
+    "prm": ("prm", "prm_backbone", "demo.prm_init"),
+    "sample": ("sample", "demo.eval_split"),
+    "score": ("score",),
+    "eval": ("eval", "grading"),
+    "grpo": ("grpo", "ppo", "grading"),
+    "ppo": ("ppo", "grading"),
+}
+for _upper_bound, _same in (("prm_pool_all", "prm_pool"), ("prm_all", "prm"), ("score_all", "score"),
+                            ("eval_all", "eval")):
+    STAGE_READS[_upper_bound] = STAGE_READS[_same]
+# keys that are not settings: the run's own folder and name (a moved run directory stays done)
+_NOT_SETTINGS = {"run": {"out_dir", "name"}}
+
+
+def _read(cfg: RunConfig, name: str):
+    section, _, key = name.partition(".")
+    if key:
+        return getattr(getattr(cfg, section), key)
+    return getattr(cfg, section).model_dump(mode="json", exclude=_NOT_SETTINGS.get(section, set()))
+
+
+def pool_kind(cfg: RunConfig) -> str:
+    """The PRM pool's rows depend on the PRM's kind (orm / oprm add outcome rows), read from a later section."""
+    return f"prm.kind={cfg.prm.kind}"
+
+
+def stage_fingerprint(stage: "Stage", cfg: RunConfig, before: str) -> str:
+    """What decides the stage's outputs: what it reads (STAGE_READS), its own extra (the base's hash, the pool's
+    PRM kind), and the fingerprint of the stage before it. ``cfg`` is the run's config as given, before the base,
+    world and models stages point it at the models they built (those paths follow from what they read)."""
+    reads = {name: _read(cfg, name) for name in STAGE_READS[stage.name]}
+    extra = stage.fingerprint(cfg) if stage.fingerprint else None
+    payload = json.dumps({"reads": reads, "extra": extra, "before": before}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def build_prm_pool(cfg: RunConfig, config_path: Path, levels: tuple[int, ...], suffix: str) -> Path:
@@ -304,23 +344,21 @@ STAGES = [
     Stage("data", stage_data, "SFT + PRM data from levels 1-3"),
     Stage("sft", stage_sft, "SFT of the policy on levels 1-3 (DeepSpeed)"),
     Stage("prm_pool", stage_prm_pool, "policy samples on easy problems, labelled by the step checker",
-          fingerprint=prm_kind_fingerprint),
-    Stage("prm", stage_prm, "PRM training on levels 1-3 (DeepSpeed)", fingerprint=prm_kind_fingerprint),
+          fingerprint=pool_kind),
+    Stage("prm", stage_prm, "PRM training on levels 1-3 (DeepSpeed)"),
     Stage("sample", stage_sample, "N samples per test problem, all levels (vLLM)"),
-    Stage("score", stage_score, "PRM step scores", fingerprint=prm_kind_fingerprint),
-    Stage("eval", stage_eval, "grading, reranking curves, report", fingerprint=prm_kind_fingerprint),
-    Stage("ppo", stage_ppo, "short PPO run with process rewards", fingerprint=prm_kind_fingerprint),
+    Stage("score", stage_score, "PRM step scores"),
+    Stage("eval", stage_eval, "grading, reranking curves, report"),
+    Stage("ppo", stage_ppo, "short PPO run with process rewards"),
 ]
 # --with-upper-bound: the same PRM recipe on levels 1-5, scored and evaluated on the same samples (the paper's
 # upper bound: how much of its gain the easy-trained PRM recovers)
 UPPER_BOUND_STAGES = [
     Stage("prm_pool_all", stage_prm_pool_all, "policy samples on training problems of levels 1-5, checker-labelled",
-          fingerprint=prm_kind_fingerprint),
-    Stage("prm_all", stage_prm_all, "upper-bound PRM trained on levels 1-5 (DeepSpeed)",
-          fingerprint=prm_kind_fingerprint),
-    Stage("score_all", stage_score_all, "upper-bound PRM step scores on the same samples",
-          fingerprint=prm_kind_fingerprint),
-    Stage("eval_all", stage_eval_all, "reranking with the upper-bound PRM", fingerprint=prm_kind_fingerprint),
+          fingerprint=pool_kind),
+    Stage("prm_all", stage_prm_all, "upper-bound PRM trained on levels 1-5 (DeepSpeed)"),
+    Stage("score_all", stage_score_all, "upper-bound PRM step scores on the same samples"),
+    Stage("eval_all", stage_eval_all, "reranking with the upper-bound PRM"),
 ]
 # data.source=math: a pretrained model from a registry package on real MATH / PRM800K files, no world
 MATH_STAGES = [
@@ -396,9 +434,10 @@ def run_demo(cfg: RunConfig, with_ppo: bool = False, force: bool = False, log=pr
     timings: dict[str, float] = {}
     started = time.perf_counter()
     stages = demo_stages(cfg, with_ppo, with_upper_bound)
+    settings, fingerprint = cfg, ""
     for index, stage in enumerate(stages, start=1):
         key = f"demo/{stage.name}"
-        fingerprint = stage.fingerprint(cfg) if stage.fingerprint else None
+        fingerprint = stage_fingerprint(stage, settings, fingerprint)
         if manifest.is_done(key) and manifest.entries[key].get("fingerprint") == fingerprint:
             log(f"[{index}/{len(stages)}] {stage.name:9s} done already ({stage.describe})")
             timings[stage.name] = 0.0
