@@ -442,9 +442,11 @@ def test_multinode_ssh_interrupted_leaves_no_process_on_any_host(tmp_path, how):
     if how == "a host fails":
         env["FAIL_RANK"] = "1"
     log = (tmp_path / "out").open("w")
+    # as from a terminal: SIGINT at its default. A suite run in the background (nohup, `&`) inherits it ignored,
+    # and bash cannot trap a signal ignored on entry, so the Ctrl-C case would wait forever
     proc = subprocess.Popen(["bash", str(LAUNCH / "multinode_ssh.sh"), "--hostfile", str(hostfile), "--no-doctor",
                              "train-prm", CONFIG], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def recorded() -> list[int]:
         return [int(line.split()[0]) for line in pids_file.read_text().splitlines()] if pids_file.exists() else []
