@@ -37,7 +37,7 @@ def model_identity(model: str | os.PathLike) -> str:
     if not folder.is_dir():
         return str(model)
     files = sorted(f for f in folder.iterdir() if f.is_file() and f.name.endswith(_MODEL_FILE_SUFFIXES))
-    stamp = [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    stamp = [[f.name, info.st_size, info.st_mtime_ns] for f in files for info in [f.stat()]]
     return f"{folder.resolve()}@" + hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16]
 
 

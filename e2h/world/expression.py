@@ -122,5 +122,3 @@ def problem_tree(problem_text: str) -> Node | None:
     if match["m"] is not None:
         tree = combine(tree, "mod", Node(Fraction(int(match["m"]))))
     return tree
-
-

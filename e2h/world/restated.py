@@ -36,7 +36,7 @@ from typing import Callable
 
 from e2h.world.expression import (Malformed, Stuck, combine, evaluate, parse_expression, problem_tree,
                                   tokenize)
-from e2h.world.generator import Node, answer_step, apply_op, step_text
+from e2h.world.generator import Node, answer_step, step_text
 
 SUBJECTS = ("Arithmetic", "Modular Arithmetic")
 
