@@ -222,6 +222,11 @@ class PRMSection(TrainSection):
         'same model and loss; only the data differs (reference §2)'))
     label_positions: Literal["every_token", "boundary"] = Field("every_token", description=(
         "which tokens carry a step's label: every token of the step, or only its boundary"))
+    likelihood_feature: bool = Field(False, description=(
+        "add the backbone's own log-probability of the solution's weakest token so far to the reward logit "
+        "(prm/model.py; README 'The effect')"))
+    freeze_backbone: bool = Field(False, description=(
+        'train the reward head and the likelihood scale only; the backbone stays as loaded'))
     output_dir: str | None = Field(default=None, description='default: <run.out_dir>/prm')
     data: str | None = Field(default=None, description='StepExample JSONL; default: <run.out_dir>/data/prm_train.jsonl')
     eval_size: int = Field(0, description='StepExamples held out (seeded) for step accuracy during training')

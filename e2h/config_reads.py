@@ -101,6 +101,8 @@ READS: dict[str, list[str]] = {
     'prm.kind': ['e2h.data.prepare:fingerprint', 'e2h.data.prepare:prepare', 'e2h.data.prepare:with_outcome_rows',
                  'e2h.commands.pipeline:prm_pool_rows'],
     'prm.label_positions': ['prm.train:_build_model', 'prm.train:_prepare_data'],
+    'prm.likelihood_feature': ['prm.train:_build_model'],
+    'prm.freeze_backbone': ['prm.train:_build_model'],
     'prm.output_dir': ['e2h.layout:RunLayout.prm_model'],
     'prm.data': ['e2h.layout:RunLayout.prm_data'],
     'prm.eval_size': ['prm.train:_prepare_data'],

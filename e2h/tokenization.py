@@ -121,3 +121,8 @@ def check_step_tags(tokenizer, text: str, step_spans: list[tuple[int, int]], ste
                 f"{where}: step {step} is scored at token {pieces[0]!r} (index {pos}) in the whole text but at "
                 f"{pieces[1]!r} (index {cut_pos}) when the text ends after it: the step tag depends on what follows")
     return positions
+
+
+def first_token_from(offsets: list[tuple[int, int]], char: int) -> int:
+    """Index of the first token that starts at or after character ``char`` (len(offsets) if none)."""
+    return next((i for i, (start, end) in enumerate(offsets) if end > start and start >= char), len(offsets))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from e2h.grading import grade_many
-from e2h.tokenization import encode
+from e2h.tokenization import encode, first_token_from
 from policy.rewards import (
     RewardSettings, RolloutReward, char_to_token_spans, predicted_answer, rollout_reward, separator_char_spans,
     step_logits)
@@ -61,13 +61,15 @@ class PRMStepScorer:
                 seq = enc.ids
                 ids[row, :len(seq)] = torch.tensor(seq)
                 mask[row, :len(seq)] = 1
+            firsts = [first_token_from(enc.offsets, len(prompts[start + row])) for row, enc in enumerate(chunk)]
             with torch.no_grad():
-                logits, _ = self.model(ids.to(self.device), attention_mask=mask.to(self.device))
+                logits, _ = self.model(ids.to(self.device), attention_mask=mask.to(self.device),
+                                       solution_start=torch.tensor(firsts, device=self.device))
             for row, enc in enumerate(chunk):
                 seq, offsets = enc.ids, enc.offsets
                 prompt_chars = len(prompts[start + row])
                 response = responses[start + row]
-                first = next((i for i, (s, e) in enumerate(offsets) if e > s and s >= prompt_chars), len(seq))
+                first = firsts[row]
                 spans = [(lo + prompt_chars, hi + prompt_chars) for lo, hi in separator_char_spans(response)]
                 token_spans = [(lo - first, hi - first) for lo, hi in char_to_token_spans(offsets, spans)]
                 out.append(step_logits(logits[row, first:len(seq)].tolist(), token_spans,

@@ -20,6 +20,9 @@ def load_value_model(prm_path: str | os.PathLike, freeze_embeddings_and_norms: b
     from prm.model import load_reward_model  # local: imports torch
 
     model, _, _ = load_reward_model(prm_path, device="cpu", dtype=torch.float32)
+    if model.lm_head is not None:  # a value is a function of h_t alone; the PRM's likelihood term stays with the PRM
+        model.lm_head, model.likelihood_scale = None, None
+        model.info["likelihood_feature"] = False
     for param in model.parameters():
         param.requires_grad_(True)
     if freeze_embeddings_and_norms:

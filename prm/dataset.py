@@ -90,6 +90,7 @@ class EncodedExample:
     boundaries: list[int]  # the scored token of each step (labelled or not), e2h.tokenization rule 4
     step_labels: list[float | None]
     step_ranges: list[tuple[int, int]] = field(default_factory=list)
+    solution_start: int = 0  # the first step's first token (the likelihood feature starts there, prm/model.py)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -127,7 +128,7 @@ def encode_step_example(tokenizer, example: StepExample, label_positions: str = 
             raise TruncatedLabelError(f"{example.id}: a labelled step ends at token {last_needed}, "
                                       f"beyond max_length {max_length}")
         ids, labels, weights = ids[:max_length], labels[:max_length], weights[:max_length]
-    return EncodedExample(example.id, ids, labels, weights, bounds, list(example.labels), ranges)
+    return EncodedExample(example.id, ids, labels, weights, bounds, list(example.labels), ranges, ranges[0][0])
 
 
 def encode_all(tokenizer, examples: list[StepExample], label_positions: str,
@@ -171,7 +172,8 @@ def collate(examples: list[EncodedExample], pad_id: int):
     if not weights.any():
         raise EmptyBatchError(f"micro-batch of {len(examples)} examples ({', '.join(e.id for e in examples[:3])}"
                               f"...) has no labelled position")
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weights": weights}
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, "weights": weights,
+            "solution_start": torch.tensor([e.solution_start for e in examples])}
 
 
 def pointwise_loss(logits, labels, weights):

@@ -23,6 +23,19 @@ the lm_head tensor alone and loads the backbone once, in the requested dtype: on
 
 ORM, PRM and OPRM are this same model trained on different data (``prm.kind`` in the config).
 
+The likelihood feature (``prm.likelihood_feature: true``; info ``"likelihood_feature": true``): the backbone keeps
+its LM head, and the reward logit at token t adds the weakest token of the solution so far,
+
+    z_t = w . h_t + a * min_{s <= u <= t} log p(x_u | x_<u) + b        (s: the solution's first token)
+
+with a and b learned (``likelihood_scale``, starting at 1 and 2). Why: measured on the world demo (README "The
+effect"), a head on h_t trained on easy step labels learns the step index, not the step: at the same index it
+tells a wrong first step from a right one at chance, while the base model's own likelihood of the step's tokens
+tells them apart (AUC 0.85-0.92 on levels 4-5). The running minimum makes every step after a surprising one
+score low too, as the labels say (a step built on a wrong value is wrong). The LM head and the scale are saved
+beside the checkpoint (``likelihood_head.safetensors``); plain transformers reads only the w . h part of such
+a PRM, so score it with e2h. Forward passes need ``solution_start`` (no KV-cache continuation).
+
 LoRA (``prm.lora_rank > 0``, for large backbones): :meth:`RewardModel.apply_lora` injects peft adapters into the
 backbone's linear projections; the head stays fully trainable. Saving merges the adapters into the backbone
 weights (:func:`merge_lora`), so a LoRA-trained PRM folder is an ordinary PRM folder for scoring.
@@ -46,6 +59,8 @@ from training import freeze_embeddings_and_norms
 log = logging.getLogger(__name__)
 
 PRM_CONFIG_NAME = "prm_config.json"
+LIKELIHOOD_FILE = "likelihood_head.safetensors"
+LIKELIHOOD_KEYS = ("lm_head.weight", "likelihood_scale")
 FORMAT = "e2h-prm"
 # The labels of the saved head: softmax(logits)[..., 1] is the step's probability of being correct.
 HEAD_LABELS = {0: "incorrect", 1: "correct"}
@@ -73,10 +88,13 @@ class RewardModel(nn.Module):
     >>> logits, _ = model(input_ids)          # logits[b, t] = reward logit after reading tokens[: t + 1]
     """
 
-    def __init__(self, net: nn.Module, info: dict | None = None):
+    def __init__(self, net: nn.Module, info: dict | None = None, lm_head: nn.Linear | None = None):
         super().__init__()
         self.net = net  # a *ForTokenClassification with num_labels == 1 (in memory) and no dropout
         self.info = info or default_prm_info()
+        self.lm_head = lm_head  # the likelihood feature's (module docstring); None without it
+        self.likelihood_scale = nn.Parameter(torch.tensor([1.0, 2.0])) if lm_head is not None else None
+        self.info["likelihood_feature"] = lm_head is not None
         self.lora_scaling: dict[str, float] = {}  # adapted module name (wrapper keys) -> alpha / r; {} = no LoRA
 
     # --- construction ------------------------------------------------------------------------------------------
@@ -100,7 +118,13 @@ class RewardModel(nn.Module):
         nn.init.zeros_(head.weight)
         if head.bias is not None:
             nn.init.zeros_(head.bias)
-        return cls(net, default_prm_info(**info))
+        lm_head = None
+        if info.pop("likelihood_feature", False):
+            weight = output_embedding(Path(backbone), config).to(dtype)
+            lm_head = nn.Linear(weight.shape[1], weight.shape[0], bias=False, dtype=dtype)
+            with torch.no_grad():
+                lm_head.weight.copy_(weight)
+        return cls(net, default_prm_info(**info), lm_head)
 
     @classmethod
     def from_config(cls, config, **info: Any):
@@ -119,17 +143,49 @@ class RewardModel(nn.Module):
     def backbone(self) -> nn.Module:
         return getattr(self.net, self.net.base_model_prefix)
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False):
+    def forward(self, input_ids, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False,
+                solution_start=None):
+        """``solution_start`` ([batch] token index of each row's first solution token) is read only by a PRM with
+        the likelihood feature, which needs it."""
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
                             past_key_values=past_key_values, use_cache=use_cache)
-        logits = self.net.score(out.last_hidden_state).squeeze(-1)
-        return logits.float(), (out.past_key_values if use_cache else None)
+        logits = self.net.score(out.last_hidden_state).squeeze(-1).float()
+        if self.lm_head is not None:
+            if solution_start is None or past_key_values is not None:
+                raise ValueError("this PRM reads the likelihood of the solution's tokens: pass solution_start, "
+                                 "and the whole sequence (no KV-cache continuation)")
+            weakest = self.weakest_token_logprob(input_ids, out.last_hidden_state, attention_mask, solution_start)
+            scale = self.likelihood_scale.float()
+            logits = logits + scale[0] * weakest + scale[1]
+        return logits, (out.past_key_values if use_cache else None)
+
+    def weakest_token_logprob(self, input_ids, hidden, attention_mask, solution_start):
+        """[batch, seq]: min over the solution's tokens u <= t of log p(x_u | x_<u); 0 before the solution."""
+        logprob = torch.log_softmax(self.lm_head(hidden[:, :-1]).float(), dim=-1)
+        logprob = logprob.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+        logprob = nn.functional.pad(logprob, (1, 0))  # token 0 has no prediction
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)[None]
+        counted = positions >= solution_start.to(input_ids.device)[:, None]
+        if attention_mask is not None:
+            counted = counted & attention_mask.bool()
+        logprob = torch.where(counted, logprob, torch.zeros_like(logprob))
+        return torch.cummin(logprob, dim=1).values
 
     # --- training set-up ---------------------------------------------------------------------------------------
 
     def freeze_embeddings_and_norms(self) -> int:
         """Freeze the backbone's input embeddings and norms (the paper's setting); returns #frozen tensors."""
         return freeze_embeddings_and_norms(self.net)
+
+    def freeze_backbone(self) -> int:
+        """Train the heads only (the reward head, the likelihood scale); the backbone and LM head stay as loaded.
+        Returns #frozen tensors."""
+        frozen = 0
+        for name, param in self.named_parameters():
+            if not (name.startswith("net.score.") or name == "likelihood_scale"):
+                param.requires_grad_(False)
+                frozen += 1
+        return frozen
 
     def apply_lora(self, rank: int, alpha: float, dropout: float = 0.0,
                    target_modules: list[str] | str = "all-linear") -> int:
@@ -168,7 +224,9 @@ class RewardModel(nn.Module):
             state_dict = merge_lora(self.state_dict() if state_dict is None else state_dict, self.lora_scaling)
         if state_dict is None:
             state_dict = self.state_dict()
-        net_state = two_label_head({k.removeprefix("net."): v for k, v in state_dict.items()})
+        likelihood = {k: state_dict[k] for k in LIKELIHOOD_KEYS if k in state_dict}
+        net_state = two_label_head({k.removeprefix("net."): v for k, v in state_dict.items()
+                                    if k not in LIKELIHOOD_KEYS})
         in_memory = self.net.config
         self.net.config = copy.deepcopy(in_memory)  # the saved config names two labels; training keeps one
         self.net.config.id2label = dict(HEAD_LABELS)
@@ -179,6 +237,10 @@ class RewardModel(nn.Module):
             self.net.config = in_memory
         if tokenizer is not None:
             tokenizer.save_pretrained(directory)
+        if likelihood:
+            from safetensors.torch import save_file
+
+            save_file({k: v.detach().contiguous().cpu() for k, v in likelihood.items()}, directory / LIKELIHOOD_FILE)
         info = {**self.info, "head": "two_label_softmax"}
         (directory / PRM_CONFIG_NAME).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
@@ -299,9 +361,9 @@ def _checkpoint_tensor(directory: Path, names: list[str]) -> torch.Tensor:
     raise FileNotFoundError(f"{directory}: no model.safetensors / pytorch_model.bin (or their .index.json)")
 
 
-def released_head(directory: str | os.PathLike, config=None) -> torch.Tensor:
-    """The [1, hidden] fp32 head of a released-format folder, from its lm_head tensor alone (no model is built:
-    the causal LM's skeleton on the meta device only names the tensor; a tied head reads the input embeddings)."""
+def output_embedding(directory: str | os.PathLike, config=None) -> torch.Tensor:
+    """A causal-LM folder's [vocab, hidden] lm_head tensor alone, as stored (no model is built: the causal LM's
+    skeleton on the meta device only names the tensor; a tied head reads the input embeddings)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     directory = Path(directory)
@@ -310,7 +372,12 @@ def released_head(directory: str | os.PathLike, config=None) -> torch.Tensor:
         skeleton = AutoModelForCausalLM.from_config(config)
     out = skeleton.get_output_embeddings().weight
     names = [name for name, param in skeleton.named_parameters(remove_duplicate=False) if param is out]
-    return head_from_released_lm_head(_checkpoint_tensor(directory, names))
+    return _checkpoint_tensor(directory, names)
+
+
+def released_head(directory: str | os.PathLike, config=None) -> torch.Tensor:
+    """The [1, hidden] fp32 head of a released-format folder, from its lm_head tensor alone."""
+    return head_from_released_lm_head(output_embedding(directory, config))
 
 
 def load_reward_model(directory: str | os.PathLike, device: str | torch.device = "cpu",
@@ -356,5 +423,18 @@ def load_reward_model(directory: str | os.PathLike, device: str | torch.device =
         elif net.config.num_labels != 1:
             raise ValueError(f"{directory}: a PRM head has one or two labels, this config has "
                              f"{net.config.num_labels}")
-    model = RewardModel(net, info).to(device=device, dtype=dtype).eval()
+    lm_head = None
+    if info.get("likelihood_feature"):
+        from safetensors.torch import load_file
+
+        tensors = load_file(directory / LIKELIHOOD_FILE)
+        weight = tensors["lm_head.weight"]
+        lm_head = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+        with torch.no_grad():
+            lm_head.weight.copy_(weight)
+    model = RewardModel(net, info, lm_head)
+    if lm_head is not None:
+        with torch.no_grad():
+            model.likelihood_scale.copy_(tensors["likelihood_scale"])
+    model = model.to(device=device, dtype=dtype).eval()
     return model, tokenizer, info

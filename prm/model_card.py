@@ -77,6 +77,10 @@ def render_model_card(backbone: str, data: DataSummary, info: dict, cfg, run: di
         header.append(f"base_model: {backbone}")
     header.append("---")
     levels = ", ".join(f"{level}: {count}" for level, count in data.levels.items()) or "none recorded"
+    likelihood_note = ("\n**This PRM has the likelihood feature** (`likelihood_head.safetensors`, prm/model.py): its "
+                       "reward adds the backbone's log-probability of the solution's weakest token, which plain "
+                       "transformers does not compute. The code below gives the head's part only; score with e2h.\n"
+                       if info.get("likelihood_feature") else "")
     train_levels = ", ".join(str(level) for level in cfg.data.train_levels)
     separator = json.dumps(info.get("step_separator", STEP_SEPARATOR))
     hyper = [(key, getattr(pcfg, key)) for key in HYPER_PARAMETERS
@@ -136,7 +140,7 @@ print(scorer.score(prompt, ["We add 2 and 3.\\n\\n2 + 3 = 5.\\n\\n# Answer\\n\\n
 or `e2h score --model {folder_name} --samples SAMPLES.jsonl`, or the reranking service (`e2h serve`).
 
 ## Scoring with plain transformers
-
+{likelihood_note}
 ```python
 import torch
 from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline

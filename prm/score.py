@@ -33,7 +33,7 @@ from e2h.ray_cluster import import_ray, start_ray
 from e2h.records import Sample, iter_records, save_records
 from e2h.rerank import AGGREGATIONS, aggregate_steps, select_steps
 from e2h.text_format import STEP_SEPARATOR, ends_with_answer, format_solution, is_answer_step, split_solution
-from e2h.tokenization import TokenRuleError, encode, step_end_positions, token_at_char
+from e2h.tokenization import TokenRuleError, encode, first_token_from, step_end_positions, token_at_char
 from prm.dataset import layout, step_ends
 from prm.preflight import PreflightError
 
@@ -88,12 +88,13 @@ class PRMScorer:
 
     # --- encoding ----------------------------------------------------------------------------------------------
 
-    def encode(self, prompt: str, steps: list[str]) -> tuple[list[int], list[int]]:
-        """(token ids, scored position per step) of prompt + format_solution(steps). The scored token must hold
-        no character of the next step (a cheap per-text part of the preflight; the full check, that the token
-        does not depend on what follows, runs at training time and in tests)."""
+    def encode(self, prompt: str, steps: list[str]) -> tuple[list[int], list[int], int]:
+        """(token ids, scored position per step, the first solution token) of prompt + format_solution(steps).
+        The scored token must hold no character of the next step (a cheap per-text part of the preflight; the
+        full check, that the token does not depend on what follows, runs at training time and in tests)."""
         if not steps:
-            return encode(self.tokenizer, prompt).ids, []
+            ids = encode(self.tokenizer, prompt).ids
+            return ids, [], len(ids)
         lay = layout(prompt, steps, is_prompt=True)
         enc = encode(self.tokenizer, lay.text)
         try:
@@ -104,7 +105,7 @@ class PRMScorer:
             if enc.offsets[pos][1] > stop:
                 raise PreflightError(f"scoring: step {step}'s scored token runs into the next step; this tokenizer "
                                      "merges across the step separator")
-        return enc.ids, positions
+        return enc.ids, positions, first_token_from(enc.offsets, lay.step_spans[0][0])
 
     # --- forward passes ----------------------------------------------------------------------------------------
 
@@ -122,8 +123,9 @@ class PRMScorer:
             chunks.append(current)
         return chunks
 
-    def _forward_rows(self, rows: list[list[int]], prefix_cache=None, prefix_len: int = 0):
-        """Reward logits [n, width] for right-padded ``rows`` (continuing ``prefix_cache`` if given)."""
+    def _forward_rows(self, rows: list[list[int]], starts: list[int], prefix_cache=None, prefix_len: int = 0):
+        """Reward logits [n, width] for right-padded ``rows`` (continuing ``prefix_cache`` if given); ``starts``:
+        each row's first solution token."""
         import torch
 
         width = max(len(r) for r in rows)
@@ -140,7 +142,8 @@ class PRMScorer:
             past.batch_repeat_interleave(len(rows))
             position_ids = (torch.arange(width) + prefix_len).unsqueeze(0).expand(len(rows), -1).to(self.device)
         logits, _ = self.model(ids.to(self.device), attention_mask=mask.to(self.device), position_ids=position_ids,
-                               past_key_values=past, use_cache=past is not None)
+                               past_key_values=past, use_cache=past is not None,
+                               solution_start=torch.tensor(starts, device=self.device))
         return logits.float().cpu()
 
     def score(self, prompt: str, completions: list[str]) -> list[list[float]]:
@@ -154,11 +157,11 @@ class PRMScorer:
 
         encoded = [self.encode(prompt, steps) for steps in solutions]
         results: list[list[float]] = [[] for _ in solutions]
-        todo = [i for i, (_, bounds) in enumerate(encoded) if bounds]
+        todo = [i for i, (_, bounds, _) in enumerate(encoded) if bounds]
         if not todo:
             return results
         prefix_len = 0
-        if self.share_prompt and len(todo) > 1:
+        if self.share_prompt and len(todo) > 1 and self.model.lm_head is None:  # the likelihood reads whole rows
             prefix_len = self._shared_prefix([encoded[i][0] for i in todo], min(min(encoded[i][1]) for i in todo))
         with torch.inference_mode():
             cache = None
@@ -169,7 +172,8 @@ class PRMScorer:
             lengths = {i: len(r) for i, r in rows.items()}
             order = sorted(todo, key=lambda i: -lengths[i])
             for chunk in self._chunks(order, lengths):
-                logits = self._forward_rows([rows[i] for i in chunk], cache, prefix_len)
+                logits = self._forward_rows([rows[i] for i in chunk], [encoded[i][2] - prefix_len for i in chunk],
+                                            cache, prefix_len)
                 for row, i in enumerate(chunk):
                     positions = torch.tensor(encoded[i][1]) - prefix_len
                     results[i] = torch.sigmoid(logits[row, positions]).tolist()
@@ -200,17 +204,17 @@ class PRMScorer:
         """
         return self.score_encoded([self.encode(prompt, split_solution(completion)) for prompt, completion in pairs])
 
-    def score_encoded(self, encoded: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+    def score_encoded(self, encoded: list[tuple[list[int], list[int], int]]) -> list[list[float]]:
         """:meth:`score_pairs` for rows :meth:`encode` already made (the service encodes each solution once, for
         its context check and batch budget, and scores those very ids)."""
         import torch
 
         results: list[list[float]] = [[] for _ in encoded]
-        todo = [i for i, (_, bounds) in enumerate(encoded) if bounds]
+        todo = [i for i, (_, bounds, _) in enumerate(encoded) if bounds]
         lengths = {i: len(encoded[i][0]) for i in todo}
         with torch.inference_mode():
             for chunk in self._chunks(sorted(todo, key=lambda i: -lengths[i]), lengths):
-                logits = self._forward_rows([encoded[i][0] for i in chunk])
+                logits = self._forward_rows([encoded[i][0] for i in chunk], [encoded[i][2] for i in chunk])
                 for row, i in enumerate(chunk):
                     results[i] = torch.sigmoid(logits[row, torch.tensor(encoded[i][1])]).tolist()
         return results
@@ -232,7 +236,8 @@ class PRMScorer:
                     text += STEP_SEPARATOR
                 enc = encode(self.tokenizer, text)
                 ids, position = enc.ids, token_at_char(enc.offsets, end - 1)
-                logits, _ = self.model(torch.tensor([ids], device=self.device))
+                start = torch.tensor([first_token_from(enc.offsets, len(prompt))], device=self.device)
+                logits, _ = self.model(torch.tensor([ids], device=self.device), solution_start=start)
                 scores.append(float(torch.sigmoid(logits[0, position].float())))
         return scores
 

@@ -66,7 +66,8 @@ def evaluate_steps(engine, encoded, pad_id: int, device, batch_size: int = 16) -
         for start in range(0, len(encoded), batch_size):
             chunk = encoded[start:start + batch_size]
             batch = {k: v.to(device) for k, v in collate(chunk, pad_id).items()}
-            logits, _ = engine(batch["input_ids"], attention_mask=batch["attention_mask"])
+            logits, _ = engine(batch["input_ids"], attention_mask=batch["attention_mask"],
+                               solution_start=batch["solution_start"])
             loss_sum += float(pointwise_loss(logits, batch["labels"], batch["weights"])) * len(chunk)
             boundary = torch.zeros_like(batch["weights"], dtype=torch.bool)
             for row, e in enumerate(chunk):
@@ -180,9 +181,12 @@ def _build_model(cfg: RunConfig, backbone_path):
 
     pcfg = cfg.prm
     tokenizer = AutoTokenizer.from_pretrained(backbone_path)
-    model = RewardModel.from_backbone(backbone_path, kind=pcfg.kind, label_positions=pcfg.label_positions)
+    model = RewardModel.from_backbone(backbone_path, kind=pcfg.kind, label_positions=pcfg.label_positions,
+                                      likelihood_feature=pcfg.likelihood_feature)
     if pcfg.freeze_embeddings_and_norms:
         model.freeze_embeddings_and_norms()
+    if pcfg.freeze_backbone:
+        model.freeze_backbone()
     if pcfg.lora_rank > 0:  # adapters on the backbone + the full head; saving merges them (prm/model.py)
         model.apply_lora(pcfg.lora_rank, pcfg.lora_alpha, pcfg.lora_dropout, pcfg.lora_target_modules)
     return tokenizer, model
@@ -258,7 +262,8 @@ def _train_step(cfg: RunConfig, engine, sched, data: _PRMData, dist, pad_id: int
     for mb in training.micro_batches(indices, dist, micro, accum, data.lengths):
         batch = {k: v.to(dist.device) for k, v in collate([data.encoded[i] for i in mb], pad_id).items()}
         check_batch(batch["weights"], where=f"step {step + 1}")
-        logits, _ = engine(batch["input_ids"], attention_mask=batch["attention_mask"])
+        logits, _ = engine(batch["input_ids"], attention_mask=batch["attention_mask"],
+                           solution_start=batch["solution_start"])
         loss = pointwise_loss(logits, batch["labels"], batch["weights"])
         engine.backward(loss)
         engine.step()

@@ -8,7 +8,6 @@ import json
 import pytest
 
 from conftest import prm_step_examples
-from e2h.loopback import free_port
 
 PROMPT = "# Question\n\nWhat is 2 + 3?\n\n# Solution\n\n"
 COMPLETIONS = ["We add 2 and 3.\n\n2 + 3 = 5.\n\n# Answer\n\n5", "We add 2 and 3.\n\n2 + 3 = 25.\n\n# Answer\n\n25"]
@@ -50,19 +49,6 @@ def test_lora_trains_only_adapters_and_head_and_merges_exactly(tiny_prm_backbone
     assert (merged - adapted).abs().max() < 1e-5
     plain.net.score.load_state_dict(model.net.score.state_dict())
     assert (merged - plain(ids)[0]).abs().max() < 1e-5 and (base - adapted).abs().max() > 1e-3
-
-
-@pytest.fixture
-def world_of_one(monkeypatch):
-    """The env training.init_distributed reads, for DeepSpeed in this process.
-
-    The process group is left up, as the other in-process DeepSpeed tests leave it: DeepSpeed keeps its own
-    handles to the group, and a group destroyed under it breaks every later in-process run in the session.
-    """
-    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
-                       "MASTER_PORT": str(free_port())}.items():
-        monkeypatch.setenv(key, value)
-    yield
 
 
 def _cfg(tmp_path, data, backbone, name):

@@ -128,7 +128,7 @@ def test_trained_prm_scores_the_same_through_plain_transformers(trained_prm):
     plain = []
     for completion, expected in zip((GOOD, BAD), e2h_scores):
         text = scoring_text(PROMPT, completion)
-        ids, positions = scorer.encode(PROMPT, split_solution(completion))
+        ids, positions, _ = scorer.encode(PROMPT, split_solution(completion))
         enc = tokenizer(text, return_tensors="pt")
         assert enc["input_ids"][0].tolist() == ids
         with torch.no_grad():

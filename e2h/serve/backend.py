@@ -87,8 +87,8 @@ class PRMBackend:
         """Each solution's token ids and scored positions, as prm.score.PRMScorer.encode makes them."""
         out = []
         for steps in solutions:
-            ids, positions = self.scorer.encode(prompt, steps)
-            out.append(Encoded(steps, len(ids), (ids, positions)))
+            ids, positions, start = self.scorer.encode(prompt, steps)
+            out.append(Encoded(steps, len(ids), (ids, positions, start)))
         return out
 
     def score_encoded(self, items: list[Encoded]) -> list[list[float] | Exception]:
