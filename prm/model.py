@@ -28,8 +28,8 @@ its LM head, and the reward logit at token t adds the weakest token of the solut
 
     z_t = w . h_t + a * min_{s <= u <= t} log p(x_u | x_<u) + b        (s: the solution's first token)
 
-with a and b learned (``likelihood_scale``, starting at 1 and 2). Why: measured on the world demo (README "The
-effect"), a head on h_t trained on easy step labels learns the step index, not the step: at the same index it
+with a and b learned (``likelihood_scale``, starting at 1 and 2). Why: measured on the world demo (README "Where
+the chain broke"), a head on h_t trained on easy step labels learns the step index, not the step: at the same index it
 tells a wrong first step from a right one at chance, while the base model's own likelihood of the step's tokens
 tells them apart (AUC 0.85-0.92 on levels 4-5). The running minimum makes every step after a surprising one
 score low too, as the labels say (a step built on a wrong value is wrong). The LM head and the scale are saved

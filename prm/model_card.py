@@ -22,8 +22,8 @@ CARD_NAME = "README.md"
 # The training section's fields listed under "Training"; the rest of the config is in train_config.yaml.
 HYPER_PARAMETERS = ("kind", "label_positions", "lr", "min_lr_ratio", "warmup_ratio", "weight_decay", "adam_betas",
                     "adam_eps", "grad_clip", "epochs", "global_batch_size", "micro_batch_size", "max_length",
-                    "precision", "freeze_embeddings_and_norms", "lora_rank", "lora_alpha", "lora_dropout",
-                    "lora_target_modules", "deepspeed_config", "eval_size")
+                    "precision", "freeze_embeddings_and_norms", "freeze_backbone", "likelihood_feature", "lora_rank",
+                    "lora_alpha", "lora_dropout", "lora_target_modules", "deepspeed_config", "eval_size")
 
 
 @dataclass

@@ -149,3 +149,5 @@ def test_train_prm_with_the_feature_saves_and_scores(tmp_path, tiny_prm_backbone
             assert torch.equal(value, trained[name]), name
     scores = PRMScorer(out, device="cpu").score(PROMPT, COMPLETIONS)
     assert [len(s) for s in scores] == [3, 3, 1]
+    card = (out / "README.md").read_text()  # a reader of the card learns that plain transformers is not enough
+    assert "likelihood feature" in card and "| `freeze_backbone` | True |" in card
