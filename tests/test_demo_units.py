@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from e2h.commands.pipeline import demo_config, demo_stages, recovered_gain
+from e2h.commands.eval_command import compute_metrics, grade_samples
+from e2h.commands.pipeline import demo_config, demo_stages, effect, recovered_gain
+from e2h.config import load_config
 from policy.pretrain import base_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +28,21 @@ def test_recovered_gain_is_the_easy_prms_share_of_the_upper_bounds_gain(easy, up
 def test_recovered_gain_is_undefined_when_the_upper_bound_gains_nothing():
     assert math.isnan(recovered_gain({"weighted_vote@N": 30.0, "majority@N": 25.0},
                                      {"weighted_vote@N": 25.0, "majority@N": 25.0}))
+
+
+@pytest.mark.parametrize("best_of_n,weighted_vote", [("min", "prod"), ("prod", "min"), ("last", "mean")])
+def test_the_effect_table_reads_the_configured_aggregations(best_of_n, weighted_vote):
+    from test_report import samples_with_grades
+
+    samples = samples_with_grades()
+    cfg = load_config(None, ["eval.resamples=20", "eval.regrade=false", f"eval.best_of_n_aggregation={best_of_n}",
+                             f"eval.weighted_vote_aggregation={weighted_vote}"]).eval
+    metrics = compute_metrics(samples, grade_samples(samples, 5.0, 1, regrade=False), cfg)
+    curves = metrics["groups"]["split"]["hard"]["curves"]
+    numbers = effect(metrics)
+    assert numbers["best_of_n@N"] == 100 * curves[f"best_of_n/{best_of_n}"]["mean"][-1]
+    assert numbers["weighted_vote@N"] == 100 * curves[f"weighted_vote/{weighted_vote}"]["mean"][-1]
+    assert numbers["pass@1"] == 100 * curves["majority"]["mean"][0]
 
 
 def test_stages_follow_the_flags():
