@@ -113,13 +113,13 @@ def test_one_failing_pair_fails_only_its_own_request():
     from e2h.serve.backend import PRMBackend
 
     class FussyScorer:  # stands in for prm.score.PRMScorer: refuses one text
-        def encode(self, prompt, steps):
-            return steps, list(range(len(steps)))
+        def encode(self, prompt, steps):  # (ids, scored positions, the solution's first token), as PRMScorer's
+            return steps, list(range(len(steps))), 0
 
         def score_encoded(self, rows):
-            if any("poison" in step for steps, _ in rows for step in steps):
+            if any("poison" in step for steps, _, _ in rows for step in steps):
                 raise ValueError("cannot score poison")
-            return [[0.5] * len(steps) for steps, _ in rows]
+            return [[0.5] * len(steps) for steps, _, _ in rows]
 
     backend = PRMBackend(FussyScorer(), name="fussy")
 
@@ -176,15 +176,21 @@ def test_pairs_arriving_during_a_forward_pass_form_the_next_batch():
     import time
 
     class SlowScorer(RecordingScorer):
+        def __init__(self):
+            super().__init__()
+            self.started = threading.Event()
+
         def __call__(self, pairs):
-            time.sleep(0.2)
+            self.started.set()
+            time.sleep(0.5)
             return super().__call__(pairs)
 
     scorer = SlowScorer()
 
     async def body(batcher):
         first = asyncio.ensure_future(batcher.submit([("p", "first")]))
-        await asyncio.sleep(0.05)  # the first pair's forward pass is running
+        # wait until the first pair's forward pass is running (a fixed sleep raced a loaded machine)
+        assert await asyncio.get_running_loop().run_in_executor(None, scorer.started.wait, 10.0)
         later = [batcher.submit([("p", f"later-{i}")]) for i in range(5)]
         return await asyncio.gather(first, *later)
 
