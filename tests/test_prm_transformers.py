@@ -71,7 +71,11 @@ def test_one_label_folders_saved_before_still_load_with_the_same_scores(tmp_path
     assert json.loads((old / "config.json").read_text())["id2label"] == {"0": "reward"}
     model.save_pretrained(tmp_path / "new", tokenizer=tiny_tokenizer)
     old_scores = PRMScorer(old, device="cpu").score(PROMPT, [GOOD, BAD])
-    assert old_scores == PRMScorer(tmp_path / "new", device="cpu").score(PROMPT, [GOOD, BAD])
+    new_scores = PRMScorer(tmp_path / "new", device="cpu").score(PROMPT, [GOOD, BAD])
+    # equal up to float32 rounding: the two folders are separate loads, and CPU kernels may round differently
+    assert [len(s) for s in old_scores] == [len(s) for s in new_scores]
+    for old_steps, new_steps in zip(old_scores, new_scores):
+        assert old_steps == pytest.approx(new_steps, rel=1e-5, abs=1e-7)
 
 
 @pytest.fixture
