@@ -224,7 +224,7 @@ class PRMSection(TrainSection):
         "which tokens carry a step's label: every token of the step, or only its boundary"))
     likelihood_feature: bool = Field(False, description=(
         "add the backbone's own log-probability of the solution's weakest token so far to the reward logit "
-        "(prm/model.py; README 'The effect')"))
+        "(prm/model.py; README 'Where the chain broke, and what moved it')"))
     freeze_backbone: bool = Field(False, description=(
         'train the reward head and the likelihood scale only; the backbone stays as loaded'))
     output_dir: str | None = Field(default=None, description='default: <run.out_dir>/prm')

@@ -120,10 +120,7 @@ class RewardModel(nn.Module):
             nn.init.zeros_(head.bias)
         lm_head = None
         if info.pop("likelihood_feature", False):
-            weight = output_embedding(Path(backbone), config).to(dtype)
-            lm_head = nn.Linear(weight.shape[1], weight.shape[0], bias=False, dtype=dtype)
-            with torch.no_grad():
-                lm_head.weight.copy_(weight)
+            lm_head = lm_head_from(output_embedding(Path(backbone), config).to(dtype))
         return cls(net, default_prm_info(**info), lm_head)
 
     @classmethod
@@ -375,6 +372,14 @@ def output_embedding(directory: str | os.PathLike, config=None) -> torch.Tensor:
     return _checkpoint_tensor(directory, names)
 
 
+def lm_head_from(weight: torch.Tensor) -> nn.Linear:
+    """A bias-free [vocab, hidden] LM head holding ``weight`` (in its dtype), for the likelihood feature."""
+    lm_head = nn.Linear(weight.shape[1], weight.shape[0], bias=False, dtype=weight.dtype)
+    with torch.no_grad():
+        lm_head.weight.copy_(weight)
+    return lm_head
+
+
 def released_head(directory: str | os.PathLike, config=None) -> torch.Tensor:
     """The [1, hidden] fp32 head of a released-format folder, from its lm_head tensor alone."""
     return head_from_released_lm_head(output_embedding(directory, config))
@@ -428,10 +433,7 @@ def load_reward_model(directory: str | os.PathLike, device: str | torch.device =
         from safetensors.torch import load_file
 
         tensors = load_file(directory / LIKELIHOOD_FILE)
-        weight = tensors["lm_head.weight"]
-        lm_head = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
-        with torch.no_grad():
-            lm_head.weight.copy_(weight)
+        lm_head = lm_head_from(tensors["lm_head.weight"])
     model = RewardModel(net, info, lm_head)
     if lm_head is not None:
         with torch.no_grad():
